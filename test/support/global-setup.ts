@@ -158,18 +158,24 @@ async function startThrowawayServer(bin: ServerBinaries): Promise<ThrowawayServe
       ],
       { stdio: 'ignore' },
     );
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // `gone` covers both a normal exit and a failed spawn (which emits 'error', maybe no 'exit').
+    let gone = false;
+    let spawnError: Error | undefined;
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => ((gone = true), resolve()));
+      child.once('error', (error) => ((gone = true), (spawnError = error), resolve()));
+    });
     // Safety net: if vitest dies without running teardown, don't leave the server behind.
     const killOnExit = () => child.kill('SIGKILL');
     process.once('exit', killOnExit);
 
     const url = `mysql://root@127.0.0.1:${port}/`;
     try {
-      await waitUntilReady(url, READY_TIMEOUT_MS, child);
+      await waitUntilReady(url, READY_TIMEOUT_MS, () => gone);
     } catch (error) {
-      const diedEarly = child.exitCode !== null || child.signalCode !== null;
-      lastError = new Error(`${(error as Error).message}\n--- ${errorLog} ---\n${tail(errorLog)}`, { cause: error });
-      await stopChild(child, exited);
+      const diedEarly = gone;
+      lastError = new Error(`${(error as Error).message}\n--- ${errorLog} ---\n${tail(errorLog)}`, { cause: spawnError ?? error });
+      if (!diedEarly) await stopChild(child, exited);
       process.off('exit', killOnExit);
       if (diedEarly) continue; // most likely lost the port race: try another port
       break;
@@ -179,7 +185,7 @@ async function startThrowawayServer(bin: ServerBinaries): Promise<ThrowawayServe
       url,
       dir,
       async stop() {
-        await stopChild(child, exited);
+        if (!gone) await stopChild(child, exited);
         process.off('exit', killOnExit);
         await rm(dir, { recursive: true, force: true });
       },
@@ -191,7 +197,6 @@ async function startThrowawayServer(bin: ServerBinaries): Promise<ThrowawayServe
 
 /** SIGTERM (a clean InnoDB shutdown), escalating to SIGKILL if it hangs. */
 async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
   await exited;
@@ -210,8 +215,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Polls until a connection succeeds; gives up at the deadline or when `child` has exited. */
-async function waitUntilReady(url: string, timeoutMs: number, child?: ChildProcess): Promise<void> {
+/** Polls until a connection succeeds; gives up at the deadline or once `serverGone()` says so. */
+async function waitUntilReady(url: string, timeoutMs: number, serverGone = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -220,11 +225,12 @@ async function waitUntilReady(url: string, timeoutMs: number, child?: ChildProce
       await connection.end();
       return;
     } catch (error) {
-      if (child && (child.exitCode !== null || child.signalCode !== null)) {
-        throw new Error(`[vault-test-db] database server exited during start-up (code ${child.exitCode}, signal ${child.signalCode})`);
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`[vault-test-db] database server at ${redact(url)} not reachable after ${timeoutMs} ms: ${(error as Error).message}`, {
+      if (serverGone()) throw new Error('[vault-test-db] database server exited during start-up');
+      // Wrong credentials won't fix themselves by waiting.
+      const accessDenied = (error as { code?: string }).code === 'ER_ACCESS_DENIED_ERROR';
+      if (accessDenied || Date.now() > deadline) {
+        const when = accessDenied ? '' : ` after ${timeoutMs} ms`;
+        throw new Error(`[vault-test-db] cannot connect to database server at ${redact(url)}${when}: ${(error as Error).message}`, {
           cause: error,
         });
       }
