@@ -1,0 +1,163 @@
+import type {
+  AuditRecord,
+  SecretStore,
+  SecretVersionRecord,
+  Storage,
+  VaultRecord,
+  VaultStore,
+} from '../storage.js';
+import { compareBytes } from '../path-order.js';
+
+/** Per-path state: the version counter survives deletes so numbers are never reused. */
+interface PathState {
+  lastVersion: number;
+  deleted: boolean;
+  versions: SecretVersionRecord[];
+}
+
+/**
+ * In-memory storage for dev mode and fast tests. Single-threaded JavaScript makes each method
+ * atomic as long as it does not await between reading and writing, which none of them do.
+ * Records are copied in and out so callers can never mutate stored state.
+ */
+export function createMemoryStorage(): Storage & { readonly auditEvents: readonly AuditRecord[] } {
+  const vaults = new Map<string, VaultRecord>();
+  const paths = new Map<string, Map<string, PathState>>();
+  const auditEvents: AuditRecord[] = [];
+
+  const pathsOf = (vaultId: string) => {
+    let byPath = paths.get(vaultId);
+    if (!byPath) paths.set(vaultId, (byPath = new Map()));
+    return byPath;
+  };
+  const live = (state: PathState) => state.versions.filter((v) => !v.deleted);
+  const copy = (v: SecretVersionRecord): SecretVersionRecord => structuredClone(v);
+  const record = (events: AuditRecord[]) => auditEvents.push(...events.map((e) => structuredClone(e)));
+
+  const vaultStore: VaultStore = {
+    async create(vault, audit) {
+      if (vaults.has(vault.id)) throw new Error(`vault ${vault.id} already exists`);
+      vaults.set(vault.id, { ...vault });
+      record(audit);
+    },
+    async get(id) {
+      const vault = vaults.get(id);
+      return vault ? { ...vault } : null;
+    },
+    async list() {
+      return [...vaults.values()]
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id))
+        .map((v) => ({ ...v }));
+    },
+    async delete(id, audit) {
+      if (!vaults.delete(id)) return false;
+      paths.delete(id);
+      record(audit);
+      return true;
+    },
+  };
+
+  const secretStore: SecretStore = {
+    async append(vaultId, path, build, audit) {
+      const byPath = pathsOf(vaultId);
+      const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [] };
+      const version = state.lastVersion + 1;
+      const previous = live(state).at(-1) ?? null;
+      const fields = build({ version, previous: previous && copy(previous) });
+      const created: SecretVersionRecord = {
+        ...fields,
+        vaultId,
+        path,
+        version,
+        accessCount: 0,
+        disabled: false,
+        deleted: false,
+      };
+      const events = audit(copy(created));
+      state.versions.push(created);
+      state.lastVersion = version;
+      state.deleted = false;
+      byPath.set(path, state);
+      record(events);
+      return copy(created);
+    },
+
+    async lookup(vaultId, path, selector) {
+      const state = paths.get(vaultId)?.get(path);
+      if (!state) return { exists: false, deleted: false, version: null };
+      const found =
+        selector.kind === 'latest'
+          ? live(state).filter((v) => !v.disabled).at(-1)
+          : state.versions.find((v) => v.version === selector.version);
+      return { exists: true, deleted: state.deleted, version: found ? copy(found) : null };
+    },
+
+    async consumeRead(vaultId, path, version, audit) {
+      const found = paths.get(vaultId)?.get(path)?.versions.find((v) => v.version === version);
+      if (!found || found.disabled || found.deleted) return false;
+      if (found.maxAccessCount > 0 && found.accessCount >= found.maxAccessCount) return false;
+      found.accessCount += 1;
+      record(audit);
+      return true;
+    },
+
+    async listVersions(vaultId, path) {
+      const state = paths.get(vaultId)?.get(path);
+      return state ? live(state).reverse().map(copy) : [];
+    },
+
+    async listLatest(vaultId, prefix) {
+      const byPath = paths.get(vaultId);
+      if (!byPath) return [];
+      const prefixBytes = Buffer.from(prefix);
+      return [...byPath.entries()]
+        .filter(([path, state]) => !state.deleted && Buffer.from(path).subarray(0, prefixBytes.length).equals(prefixBytes))
+        .sort(([a], [b]) => compareBytes(a, b))
+        .flatMap(([, state]) => {
+          const newest = live(state).at(-1);
+          return newest ? [copy(newest)] : [];
+        });
+    },
+
+    async setDisabled(vaultId, path, version, disabled, audit) {
+      const found = paths.get(vaultId)?.get(path)?.versions.find((v) => v.version === version);
+      if (!found || found.deleted) return false;
+      found.disabled = disabled;
+      record(audit);
+      return true;
+    },
+
+    async delete(vaultId, path, audit) {
+      const state = paths.get(vaultId)?.get(path);
+      if (!state || state.deleted) return false;
+      for (const v of state.versions) {
+        v.deleted = true;
+        v.ciphertext = null;
+      }
+      state.deleted = true;
+      record(audit);
+      return true;
+    },
+  };
+
+  const canaries = new Map<string, Uint8Array>();
+
+  return {
+    vaults: vaultStore,
+    secrets: secretStore,
+    keyCanaries: {
+      async list() {
+        return [...canaries].map(([keyId, canary]) => ({ keyId, canary: Uint8Array.from(canary) }));
+      },
+      async add(keyId, canary) {
+        if (!canaries.has(keyId)) canaries.set(keyId, Uint8Array.from(canary));
+      },
+    },
+    auditEvents,
+    async appendAudit(events) {
+      record(events);
+    },
+    async ping() {},
+    async close() {},
+  };
+}

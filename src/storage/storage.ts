@@ -1,0 +1,100 @@
+import type {
+  AppendContext,
+  AuditRecord,
+  NewSecretVersion,
+  SecretLookup,
+  SecretVersionRecord,
+  VaultRecord,
+  VersionSelector,
+} from './records.js';
+
+export type * from './records.js';
+
+/**
+ * The storage seam. Two implementations (memory and MySQL) pass one contract suite
+ * (`test/contract/storage-contract.ts`). Each method is atomic on its own: the MySQL store runs it
+ * as one transaction, retried as a whole on deadlock or a multi-primary commit conflict, so a
+ * callback given to a method may run more than once and must have no side effects but its result.
+ *
+ * Every method that changes state takes the audit events that record the change; they are
+ * written in the same transaction, so nothing changes unrecorded.
+ */
+export interface Storage {
+  readonly vaults: VaultStore;
+  readonly secrets: SecretStore;
+  readonly keyCanaries: KeyCanaryStore;
+  /** Writes audit events on their own, e.g. for a read or a refused call. */
+  appendAudit(events: AuditRecord[]): Promise<void>;
+  /** Resolves when the backing store answers; rejects otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface VaultStore {
+  create(vault: VaultRecord, audit: AuditRecord[]): Promise<void>;
+  get(id: string): Promise<VaultRecord | null>;
+  /** Oldest first. */
+  list(): Promise<VaultRecord[]>;
+  /** Removes the vault and everything in it. False if there was no such vault. */
+  delete(id: string, audit: AuditRecord[]): Promise<boolean>;
+}
+
+export interface SecretStore {
+  /**
+   * Appends the next version of a path. `build` is called inside the transaction with the
+   * number the version gets and the path's newest live version; it returns the new version's
+   * fields (so the ciphertext can bind the version number) or throws to abort with nothing
+   * written. Numbers are gapless and unique per path under any concurrency, and continue after a
+   * delete. Also clears the path's deleted state.
+   */
+  append(
+    vaultId: string,
+    path: string,
+    build: (context: AppendContext) => NewSecretVersion,
+    audit: (version: SecretVersionRecord) => AuditRecord[],
+  ): Promise<SecretVersionRecord>;
+
+  /** Reads the path's state and the selected version; spends nothing. */
+  lookup(vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup>;
+
+  /**
+   * Spends one read of a version with a read budget: succeeds only while the version is not
+   * disabled or deleted and `accessCount < maxAccessCount`. With N reads allowed and any number
+   * of concurrent callers, exactly N calls return true.
+   */
+  consumeRead(vaultId: string, path: string, version: number, audit: AuditRecord[]): Promise<boolean>;
+
+  /** Every version of a path that is not deleted, newest first. */
+  listVersions(vaultId: string, path: string): Promise<SecretVersionRecord[]>;
+
+  /**
+   * The newest version of each path that is not deleted (disabled ones included), ordered by
+   * path bytes, optionally only paths starting with `prefix`.
+   */
+  listLatest(vaultId: string, prefix: string): Promise<SecretVersionRecord[]>;
+
+  /** Sets a version's disabled flag. False if the version does not exist (or is deleted). */
+  setDisabled(
+    vaultId: string,
+    path: string,
+    version: number,
+    disabled: boolean,
+    audit: AuditRecord[],
+  ): Promise<boolean>;
+
+  /**
+   * Deletes a path: every version is marked deleted and its ciphertext erased; numbering is
+   * kept so a later append continues it. False if the path has no live version.
+   */
+  delete(vaultId: string, path: string, audit: AuditRecord[]): Promise<boolean>;
+}
+
+/**
+ * One small sealed value per master key that ever sealed data here. At start the service opens
+ * each, so it refuses to run with keys that cannot open what is stored.
+ */
+export interface KeyCanaryStore {
+  list(): Promise<Array<{ keyId: string; canary: Uint8Array }>>;
+  /** Adds the canary of a key unless one is already stored for it. */
+  add(keyId: string, canary: Uint8Array): Promise<void>;
+}
