@@ -1,0 +1,36 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { unauthenticated } from '../domain/errors.js';
+import { ROOT, type Principal } from '../domain/principal.js';
+
+/** Turns the credential a call carries into a Principal, or refuses with UNAUTHENTICATED. */
+export interface Authenticator {
+  /** `authorization` is the raw header / metadata value, e.g. `Bearer abc`. */
+  authenticate(authorization: string | undefined): Promise<Principal>;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** Extracts the token from an `Authorization: Bearer <token>` value. */
+export function bearerToken(authorization: string | undefined): string {
+  if (!authorization) throw unauthenticated('missing credentials: send "authorization: Bearer <token>"');
+  const match = BEARER.exec(authorization);
+  if (!match) throw unauthenticated('malformed credentials: expected "authorization: Bearer <token>"');
+  return match[1]!;
+}
+
+/** Compares secrets in constant time: hashing first makes the lengths equal. */
+export function secretsEqual(a: string, b: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/** Accepts only the operator's root token. Agent credentials are layered on by the agent module. */
+export function createRootTokenAuthenticator(rootToken: string): Authenticator {
+  return {
+    async authenticate(authorization) {
+      const token = bearerToken(authorization);
+      if (!secretsEqual(token, rootToken)) throw unauthenticated('invalid credentials');
+      return ROOT;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * The closed set of domain failures. The gRPC layer maps each code once (rpc/status-mapping.ts)
+ * and the HTTP gateway maps the resulting gRPC status once, so a message written here is what a
+ * client sees: name the resource and say what to do, and never include a value, key or token.
+ */
+export type ErrorCode =
+  | 'invalid_argument'
+  | 'not_found'
+  | 'already_exists'
+  | 'failed_precondition'
+  | 'gone'
+  | 'permission_denied'
+  | 'unauthenticated'
+  | 'resource_exhausted'
+  | 'unavailable'
+  | 'data_loss';
+
+/** Why a secret read is refused: gRPC FAILED_PRECONDITION with an ErrorInfo reason, HTTP 410. */
+export type GoneReason =
+  | 'SECRET_VERSION_DISABLED'
+  | 'SECRET_VERSION_EXPIRED'
+  | 'SECRET_VERSION_EXHAUSTED'
+  | 'SECRET_DELETED'
+  | 'SECRET_NO_READABLE_VERSION';
+
+export class VaultError extends Error {
+  override readonly name = 'VaultError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Machine-readable reason (google.rpc.ErrorInfo.reason); required for `gone`. */
+    readonly reason?: string,
+    /** Extra ErrorInfo metadata; never secret material. */
+    readonly metadata: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const invalidArgument = (message: string) => new VaultError('invalid_argument', message);
+export const notFound = (message: string) => new VaultError('not_found', message);
+export const permissionDenied = (message: string) => new VaultError('permission_denied', message);
+export const unauthenticated = (message: string) => new VaultError('unauthenticated', message);
+export const gone = (reason: GoneReason, message: string, metadata: Record<string, string> = {}) =>
+  new VaultError('gone', message, reason, metadata);
+export const dataLoss = (message: string) => new VaultError('data_loss', message);

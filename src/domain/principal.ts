@@ -1,0 +1,15 @@
+/** Who is calling. Root is the operator holding VAULT_ROOT_TOKEN; agents come from API keys/tokens. */
+export type Principal =
+  | { readonly type: 'root'; readonly id: 'root' }
+  | { readonly type: 'agent'; readonly id: string }
+  /** A caller of a method that needs no credentials (health, token exchange). */
+  | { readonly type: 'anonymous'; readonly id: '' };
+
+export const ROOT: Principal = { type: 'root', id: 'root' };
+export const ANONYMOUS: Principal = { type: 'anonymous', id: '' };
+
+/** One call as the domain sees it: the caller and the request id that ties logs and audit together. */
+export interface CallContext {
+  readonly principal: Principal;
+  readonly requestId: string;
+}

@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import type { AccessControl } from '../auth/access-control.js';
+import { BarrierError, encodeContext, type Barrier } from '../crypto/barrier.js';
+import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
+import type { SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
+import { auditEvent } from './audit-event.js';
+import { dataLoss, gone, invalidArgument, notFound } from './errors.js';
+import type { CallContext } from './principal.js';
+import type { VaultService } from './vault-service.js';
+import {
+  quote,
+  requireFuture,
+  requireIntRange,
+  requireMetadata,
+  requirePath,
+  requireSecretType,
+  requireUuid,
+  requireVersion,
+} from './validation.js';
+
+/** A version as clients see it: everything but the ciphertext. */
+export type SecretVersionView = Omit<SecretVersionRecord, 'ciphertext'>;
+/** A version with its decrypted value. */
+export type SecretWithValue = SecretVersionView & { value: string };
+
+export interface PutSecretInput {
+  vaultId: string;
+  path: string;
+  value: string;
+  type: string;
+  metadata: unknown;
+  expiresAt: Date | undefined;
+  maxAccessCount: number;
+}
+
+export interface RotateSecretInput {
+  vaultId: string;
+  path: string;
+  /** Characters to generate; undefined means the default. */
+  length: number | undefined;
+  charset: string;
+  type: string;
+  /** Replaces the previous version's metadata when given. */
+  metadata: unknown;
+}
+
+export const ROTATE_DEFAULT_LENGTH = 32;
+export const ROTATE_LENGTH = { min: 8, max: 1024 } as const;
+
+/** The vault's rules for secrets: versions, reads and their budgets, rotation, delete. */
+export interface SecretService {
+  put(context: CallContext, input: PutSecretInput): Promise<SecretVersionView>;
+  rotate(context: CallContext, input: RotateSecretInput): Promise<SecretVersionView>;
+  get(context: CallContext, vaultId: string, path: string): Promise<SecretWithValue>;
+  getVersion(context: CallContext, vaultId: string, path: string, version: number): Promise<SecretWithValue>;
+  list(context: CallContext, vaultId: string, prefix: string): Promise<SecretVersionView[]>;
+  listVersions(context: CallContext, vaultId: string, path: string): Promise<SecretVersionView[]>;
+  setDisabled(context: CallContext, vaultId: string, path: string, version: number, disabled: boolean): Promise<void>;
+  delete(context: CallContext, vaultId: string, path: string): Promise<void>;
+}
+
+export interface SecretServiceDeps {
+  storage: Storage;
+  barrier: Barrier;
+  access: AccessControl;
+  vaults: Pick<VaultService, 'require'>;
+  now: () => Date;
+  /** Largest value accepted, in UTF-8 bytes. */
+  maxValueBytes: number;
+}
+
+export function createSecretService({ storage, barrier, access, vaults, now, maxValueBytes }: SecretServiceDeps): SecretService {
+  const secretContext = (vaultId: string, path: string, version: number) => encodeContext('secret', vaultId, path, version);
+
+  /** Validates ids, authorizes, and for writes checks the vault exists. */
+  async function admit(context: CallContext, vaultId: string, path: string, action: 'read' | 'write' | 'rotate' | 'delete') {
+    requireUuid('vault_id', vaultId);
+    requirePath(path);
+    await access.requireSecretAccess(context, vaultId, action, path);
+  }
+
+  async function write(
+    context: CallContext,
+    input: { vaultId: string; path: string; action: string },
+    build: (previous: SecretVersionRecord | null) => { value: string; type: string; metadata: SecretVersionRecord['metadata']; expiresAt: Date | null; maxAccessCount: number },
+  ): Promise<SecretVersionView> {
+    await vaults.require(context, input.vaultId);
+    const at = now();
+    const created = await storage.secrets.append(
+      input.vaultId,
+      input.path,
+      ({ version, previous }) => {
+        const fields = build(previous);
+        return {
+          id: randomUUID(),
+          type: fields.type,
+          metadata: fields.metadata,
+          ciphertext: barrier.seal(Buffer.from(fields.value, 'utf8'), secretContext(input.vaultId, input.path, version)),
+          createdBy: context.principal.id,
+          createdAt: at,
+          expiresAt: fields.expiresAt,
+          maxAccessCount: fields.maxAccessCount,
+        };
+      },
+      (version) => [
+        auditEvent(context, at, {
+          action: input.action,
+          resourceType: 'secret',
+          resourceId: input.path,
+          vaultId: input.vaultId,
+          details: { version: version.version },
+        }),
+      ],
+    );
+    return view(created);
+  }
+
+  /** Resolves a selector to a readable version, spends one read, and decrypts. */
+  async function read(context: CallContext, vaultId: string, path: string, selector: VersionSelector): Promise<SecretWithValue> {
+    await admit(context, vaultId, path, 'read');
+    const { exists, deleted, version } = await storage.secrets.lookup(vaultId, path, selector);
+    if (!exists) {
+      await vaults.require(context, vaultId);
+      throw notFound(`secret ${quote(path)} does not exist in vault ${vaultId}`);
+    }
+    const where = { path, vault_id: vaultId };
+    if (selector.kind === 'latest') {
+      if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, where);
+      if (!version) throw gone('SECRET_NO_READABLE_VERSION', `secret ${quote(path)} has no readable version: every version is disabled`, where);
+    } else {
+      if (!version) throw notFound(`secret ${quote(path)} has no version ${selector.version}`);
+      if (version.deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, where);
+      if (version.disabled) {
+        throw gone('SECRET_VERSION_DISABLED', `version ${version.version} of secret ${quote(path)} is disabled`, {
+          ...where,
+          version: String(version.version),
+        });
+      }
+    }
+    const at = now();
+    const which = { ...where, version: String(version.version) };
+    if (version.expiresAt && version.expiresAt.getTime() <= at.getTime()) {
+      throw gone('SECRET_VERSION_EXPIRED', `version ${version.version} of secret ${quote(path)} expired at ${version.expiresAt.toISOString()}`, which);
+    }
+    const exhausted = () =>
+      gone('SECRET_VERSION_EXHAUSTED', `version ${version.version} of secret ${quote(path)} has used all ${version.maxAccessCount} of its reads`, which);
+    if (version.maxAccessCount > 0 && version.accessCount >= version.maxAccessCount) throw exhausted();
+
+    // Decrypt before spending a read, so a read is never spent on a value that cannot be returned.
+    const value = open(version);
+    const events = [
+      auditEvent(context, at, { action: 'secret.read', resourceType: 'secret', resourceId: path, vaultId, details: { version: version.version } }),
+    ];
+    if (version.maxAccessCount > 0) {
+      if (!(await storage.secrets.consumeRead(vaultId, path, version.version, events))) {
+        // Another reader took the last read, or the version was disabled or deleted meanwhile.
+        throw exhausted();
+      }
+      return { ...view(version), accessCount: version.accessCount + 1, value };
+    }
+    await storage.appendAudit(events);
+    return { ...view(version), value };
+  }
+
+  function open(version: SecretVersionRecord): string {
+    if (!version.ciphertext) throw dataLoss(`version ${version.version} of secret ${quote(version.path)} has no stored value`);
+    try {
+      return Buffer.from(barrier.open(version.ciphertext, secretContext(version.vaultId, version.path, version.version))).toString('utf8');
+    } catch (error) {
+      if (error instanceof BarrierError) {
+        throw dataLoss(`version ${version.version} of secret ${quote(version.path)} cannot be decrypted: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  return {
+    async put(context, input) {
+      await admit(context, input.vaultId, input.path, 'write');
+      if (!input.value) throw invalidArgument('value is required and must not be empty');
+      if (Buffer.byteLength(input.value) > maxValueBytes) throw invalidArgument(`value must be at most ${maxValueBytes} bytes`);
+      const type = requireSecretType(input.type, 'generic');
+      const metadata = requireMetadata(input.metadata);
+      const expiresAt = requireFuture('expires_at', input.expiresAt, now());
+      if (!Number.isInteger(input.maxAccessCount) || input.maxAccessCount < 0) {
+        throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
+      }
+      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write' }, () => ({
+        value: input.value,
+        type,
+        metadata,
+        expiresAt,
+        maxAccessCount: input.maxAccessCount,
+      }));
+    },
+
+    async rotate(context, input) {
+      await admit(context, input.vaultId, input.path, 'rotate');
+      const length = requireIntRange('length', input.length ?? ROTATE_DEFAULT_LENGTH, ROTATE_LENGTH.min, ROTATE_LENGTH.max);
+      const charset = input.charset || 'hex';
+      if (!isCharset(charset)) throw invalidArgument(`charset ${quote(charset)} is not one of ${Object.keys(CHARSETS).join(', ')}`);
+      const typeOverride = input.type ? requireSecretType(input.type, 'generic') : undefined;
+      const metadataOverride = input.metadata === undefined ? undefined : requireMetadata(input.metadata);
+      const value = randomString(length, CHARSETS[charset]);
+      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate' }, (previous) => {
+        if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
+        return {
+          value,
+          type: typeOverride ?? previous.type,
+          metadata: metadataOverride === undefined ? previous.metadata : metadataOverride,
+          expiresAt: null,
+          maxAccessCount: 0,
+        };
+      });
+    },
+
+    get: (context, vaultId, path) => read(context, vaultId, path, { kind: 'latest' }),
+
+    getVersion: (context, vaultId, path, version) => read(context, vaultId, path, { kind: 'number', version: requireVersion(version) }),
+
+    async list(context, vaultId, prefix) {
+      requireUuid('vault_id', vaultId);
+      await vaults.require(context, vaultId);
+      const readable = await access.readablePaths(context, vaultId);
+      return (await storage.secrets.listLatest(vaultId, prefix)).filter((v) => readable(v.path)).map(view);
+    },
+
+    async listVersions(context, vaultId, path) {
+      await admit(context, vaultId, path, 'read');
+      const versions = await storage.secrets.listVersions(vaultId, path);
+      if (versions.length === 0) {
+        const { exists, deleted } = await storage.secrets.lookup(vaultId, path, { kind: 'latest' });
+        if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, { path, vault_id: vaultId });
+        if (!exists) {
+          await vaults.require(context, vaultId);
+          throw notFound(`secret ${quote(path)} does not exist in vault ${vaultId}`);
+        }
+      }
+      return versions.map(view);
+    },
+
+    async setDisabled(context, vaultId, path, version, disabled) {
+      await admit(context, vaultId, path, 'write');
+      requireVersion(version);
+      const at = now();
+      const event = auditEvent(context, at, {
+        action: disabled ? 'secret.disable' : 'secret.enable',
+        resourceType: 'secret',
+        resourceId: path,
+        vaultId,
+        details: { version },
+      });
+      if (!(await storage.secrets.setDisabled(vaultId, path, version, disabled, [event]))) {
+        const { exists, version: found } = await storage.secrets.lookup(vaultId, path, { kind: 'number', version });
+        if (found?.deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, { path, vault_id: vaultId });
+        if (!exists) await vaults.require(context, vaultId);
+        throw notFound(exists ? `secret ${quote(path)} has no version ${version}` : `secret ${quote(path)} does not exist in vault ${vaultId}`);
+      }
+    },
+
+    async delete(context, vaultId, path) {
+      await admit(context, vaultId, path, 'delete');
+      const event = auditEvent(context, now(), { action: 'secret.delete', resourceType: 'secret', resourceId: path, vaultId });
+      if (!(await storage.secrets.delete(vaultId, path, [event]))) {
+        const { exists, deleted } = await storage.secrets.lookup(vaultId, path, { kind: 'latest' });
+        if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has already been deleted`, { path, vault_id: vaultId });
+        if (!exists) await vaults.require(context, vaultId);
+        throw notFound(`secret ${quote(path)} does not exist in vault ${vaultId}`);
+      }
+    },
+  };
+}
+
+function view(record: SecretVersionRecord): SecretVersionView {
+  const { ciphertext: _ciphertext, ...rest } = record;
+  return rest;
+}

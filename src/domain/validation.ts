@@ -1,0 +1,85 @@
+import { invalidArgument } from './errors.js';
+import type { JsonObject } from '../storage/storage.js';
+
+const PATH_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_\-/]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$/;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const MAX_PATH_BYTES = 512;
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+export const SECRET_TYPES = [
+  'generic',
+  'password',
+  'api_key',
+  'private_key',
+  'certificate',
+  'ssh_key',
+  'file',
+  'note',
+  'env',
+  'env_bundle',
+] as const;
+
+/** Shows user input in a message safely: bounded and JSON-quoted (never used for values). */
+export function quote(input: string, max = 80): string {
+  return JSON.stringify(input.length > max ? `${input.slice(0, max)}…` : input);
+}
+
+export function requireUuid(field: string, value: string): string {
+  if (!value) throw invalidArgument(`${field} is required`);
+  if (!UUID_PATTERN.test(value)) throw invalidArgument(`${field} must be a lowercase UUID, got ${quote(value)}`);
+  return value;
+}
+
+export function requirePath(path: string): string {
+  if (!path) throw invalidArgument('path is required');
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) throw invalidArgument(`path must be at most ${MAX_PATH_BYTES} bytes`);
+  if (!PATH_PATTERN.test(path) || path.includes('//')) {
+    throw invalidArgument(
+      `path ${quote(path)} is invalid: use letters, digits, '_', '-' and '/', starting and ending with a letter or digit, without '//'`,
+    );
+  }
+  return path;
+}
+
+export function requireSecretType(type: string, fallback: string): string {
+  if (!type) return fallback;
+  if (!(SECRET_TYPES as readonly string[]).includes(type)) {
+    throw invalidArgument(`type ${quote(type)} is not one of ${SECRET_TYPES.join(', ')}`);
+  }
+  return type;
+}
+
+export function requireVersion(version: number): number {
+  if (!Number.isInteger(version) || version < 1) throw invalidArgument(`version must be a whole number of 1 or more, got ${version}`);
+  return version;
+}
+
+export function requireMetadata(metadata: unknown): JsonObject | null {
+  if (metadata === undefined || metadata === null) return null;
+  if (typeof metadata !== 'object' || Array.isArray(metadata)) throw invalidArgument('metadata must be a JSON object');
+  if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
+    throw invalidArgument(`metadata must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
+  }
+  return metadata as JsonObject;
+}
+
+export function requireFuture(field: string, at: Date | undefined, now: Date): Date | null {
+  if (!at) return null;
+  if (Number.isNaN(at.getTime())) throw invalidArgument(`${field} is not a valid timestamp`);
+  if (at.getTime() <= now.getTime()) throw invalidArgument(`${field} must be in the future`);
+  return at;
+}
+
+export function requireText(field: string, value: string, { min = 0, max }: { min?: number; max: number }): string {
+  const length = [...value].length;
+  if (length < min) throw invalidArgument(min === 1 ? `${field} is required` : `${field} must be at least ${min} characters`);
+  if (length > max) throw invalidArgument(`${field} must be at most ${max} characters`);
+  return value;
+}
+
+export function requireIntRange(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(`${field} must be a whole number from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}

@@ -1,0 +1,121 @@
+import { Metadata, Server, ServerCredentials, status, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { Any } from '../gen/google/protobuf/any.js';
+import { ErrorInfo } from '../gen/google/rpc/error_details.js';
+import { Status } from '../gen/google/rpc/status.js';
+import type { ApiMethod } from './api-method.js';
+import { fileDescriptorProtos } from './descriptors.js';
+import type { Invoke } from './invoker.js';
+import { RpcError } from './rpc-error.js';
+
+export interface GrpcServer {
+  readonly server: Server;
+  readonly health: HealthImplementation;
+  /** Binds and starts; resolves with the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** Stops accepting calls and waits for in-flight ones (forcing after `graceMs`). */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * A grpc-js server exposing every ApiMethod through the shared invoker, plus grpc.health.v1 and
+ * server reflection (v1 and v1alpha) built from the real descriptors.
+ */
+export function createGrpcServer({ methods, invoke, descriptorSet }: { methods: ApiMethod[]; invoke: Invoke; descriptorSet: Uint8Array }): GrpcServer {
+  const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+
+  for (const [service, serviceMethods] of groupByService(methods)) {
+    const definition: Record<string, ApiMethod['definition']> = {};
+    const implementation: UntypedServiceImplementation = {};
+    for (const method of serviceMethods) {
+      const name = method.path.slice(service.length + 2);
+      definition[name] = method.definition;
+      implementation[name] = (call: { request: unknown; metadata: Metadata; getPeer(): string }, callback: (error: Partial<ServiceError> | null, value?: unknown, trailer?: Metadata) => void) => {
+        const first = (key: string) => {
+          const value = call.metadata.get(key)[0];
+          return typeof value === 'string' ? value : undefined;
+        };
+        invoke(method, call.request, {
+          transport: 'grpc',
+          authorization: first('authorization'),
+          requestId: first('x-request-id'),
+          peer: call.getPeer(),
+        }).then(
+          ({ response, requestId }) => {
+            const trailer = new Metadata();
+            trailer.set('x-request-id', requestId);
+            callback(null, response, trailer);
+          },
+          (error: RpcError & { requestId?: string }) => callback(toServiceError(error)),
+        );
+      };
+    }
+    server.addService(definition, implementation);
+  }
+
+  const health = new HealthImplementation({ '': 'SERVING' });
+  health.addToServer(server);
+  // @grpc/reflection indexes the files of a proto-loader package definition; handing it the
+  // exact buf-built files (instead of proto-loader's re-synthesised ones) keeps their imports, so
+  // clients can describe and call methods, not just list them. Only served services are listed.
+  const served = [...groupByService(methods).keys(), 'grpc.health.v1.Health'];
+  const reflection = new ReflectionService({ vault: { fileDescriptorProtos: fileDescriptorProtos(descriptorSet) } } as never, {
+    services: served,
+  });
+  reflection.addToServer(server);
+
+  return {
+    server,
+    health,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, ServerCredentials.createInsecure(), (error, bound) =>
+          error ? reject(error) : resolve(bound),
+        );
+      });
+    },
+    shutdown(graceMs) {
+      return new Promise((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function groupByService(methods: ApiMethod[]): Map<string, ApiMethod[]> {
+  const groups = new Map<string, ApiMethod[]>();
+  for (const method of methods) {
+    const service = method.fullName.slice(0, method.fullName.lastIndexOf('.'));
+    groups.set(service, [...(groups.get(service) ?? []), method]);
+  }
+  return groups;
+}
+
+/** An RpcError as a grpc-js error, with google.rpc.Status details in grpc-status-details-bin. */
+function toServiceError(error: RpcError & { requestId?: string }): Partial<ServiceError> {
+  const metadata = new Metadata();
+  if (error.requestId) metadata.set('x-request-id', error.requestId);
+  if (error.errorInfo) {
+    const details = Status.encode({
+      code: error.code,
+      message: error.message,
+      details: [
+        Any.fromPartial({
+          typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo',
+          value: Buffer.from(ErrorInfo.encode(ErrorInfo.fromPartial(error.errorInfo)).finish()),
+        }),
+      ],
+    }).finish();
+    metadata.set('grpc-status-details-bin', Buffer.from(details));
+  }
+  return { code: error.code ?? status.INTERNAL, details: error.message, metadata };
+}

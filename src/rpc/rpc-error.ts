@@ -1,0 +1,59 @@
+import { status } from '@grpc/grpc-js';
+import { VaultError, type ErrorCode } from '../domain/errors.js';
+
+/** google.rpc.ErrorInfo's fields, as carried by an RpcError. */
+export interface ErrorInfo {
+  reason: string;
+  domain: string;
+  metadata: Record<string, string>;
+}
+
+export const ERROR_DOMAIN = 'vault';
+
+/** A failure as both transports send it: a gRPC code, a client-safe message, optional ErrorInfo. */
+export class RpcError extends Error {
+  override readonly name = 'RpcError';
+  constructor(
+    readonly code: status,
+    message: string,
+    readonly errorInfo?: ErrorInfo,
+  ) {
+    super(message);
+  }
+}
+
+const CODES: Record<ErrorCode, status> = {
+  invalid_argument: status.INVALID_ARGUMENT,
+  not_found: status.NOT_FOUND,
+  already_exists: status.ALREADY_EXISTS,
+  failed_precondition: status.FAILED_PRECONDITION,
+  // gRPC has no "gone": FAILED_PRECONDITION plus an ErrorInfo reason, which HTTP maps to 410.
+  gone: status.FAILED_PRECONDITION,
+  permission_denied: status.PERMISSION_DENIED,
+  unauthenticated: status.UNAUTHENTICATED,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
+  unavailable: status.UNAVAILABLE,
+  data_loss: status.DATA_LOSS,
+};
+
+/**
+ * The one place errors are converted. A VaultError keeps its message (written for clients); an
+ * RpcError passes through; anything else is INTERNAL with a generic message, and `unexpected`
+ * reports it so the caller can log it with its stack.
+ */
+export function toRpcError(error: unknown, unexpected: (error: unknown) => void): RpcError {
+  if (error instanceof RpcError) return error;
+  if (error instanceof VaultError) {
+    const info = error.reason ? { reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata } : undefined;
+    return new RpcError(CODES[error.code], error.message, info);
+  }
+  if (isUnavailable(error)) return new RpcError(status.UNAVAILABLE, 'storage is unavailable; retry later');
+  unexpected(error);
+  return new RpcError(status.INTERNAL, 'internal error');
+}
+
+/** Connection-level database failures that outlived the storage layer's own retries. */
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|PROTOCOL_CONNECTION_LOST|ER_SERVER_SHUTDOWN|ER_CON_COUNT_ERROR|POOL_CLOSED)$/.test(code);
+}

@@ -1,0 +1,81 @@
+import type { SecretService, SecretVersionView, SecretWithValue } from '../../domain/secret-service.js';
+import {
+  SecretServiceService,
+  type Secret,
+  type SecretVersion,
+  type WrittenSecretVersion,
+} from '../../gen/vault/v1/secret_service.js';
+import { defineService } from '../api-method.js';
+
+/** vault.v1.SecretService: proto in, domain call, proto out. No rules live here. */
+export function secretServiceMethods(secrets: SecretService) {
+  return defineService(SecretServiceService, {
+    async putSecret(context, request) {
+      const created = await secrets.put(context, {
+        vaultId: request.vaultId,
+        path: request.path,
+        value: request.value,
+        type: request.type,
+        metadata: request.metadata,
+        expiresAt: request.expiresAt,
+        maxAccessCount: request.maxAccessCount,
+      });
+      return { secret: toWritten(created) };
+    },
+    async getSecret(context, request) {
+      return { secret: toSecret(await secrets.get(context, request.vaultId, request.path)) };
+    },
+    async listSecrets(context, request) {
+      return { secrets: (await secrets.list(context, request.vaultId, request.prefix)).map(toVersion) };
+    },
+    async deleteSecret(context, request) {
+      await secrets.delete(context, request.vaultId, request.path);
+      return {};
+    },
+    async listSecretVersions(context, request) {
+      return { versions: (await secrets.listVersions(context, request.vaultId, request.path)).map(toVersion) };
+    },
+    async getSecretVersion(context, request) {
+      return { secret: toSecret(await secrets.getVersion(context, request.vaultId, request.path, request.version)) };
+    },
+    async disableSecretVersion(context, request) {
+      await secrets.setDisabled(context, request.vaultId, request.path, request.version, true);
+      return {};
+    },
+    async enableSecretVersion(context, request) {
+      await secrets.setDisabled(context, request.vaultId, request.path, request.version, false);
+      return {};
+    },
+    async rotateSecret(context, request) {
+      const created = await secrets.rotate(context, {
+        vaultId: request.vaultId,
+        path: request.path,
+        length: request.length,
+        charset: request.charset,
+        type: request.type,
+        metadata: request.metadata,
+      });
+      return { secret: toWritten(created) };
+    },
+  });
+}
+
+function toWritten(v: SecretVersionView): WrittenSecretVersion {
+  return {
+    id: v.id,
+    path: v.path,
+    type: v.type,
+    version: v.version,
+    metadata: v.metadata ?? undefined,
+    createdAt: v.createdAt,
+    expiresAt: v.expiresAt ?? undefined,
+  };
+}
+
+function toVersion(v: SecretVersionView): SecretVersion {
+  return { ...toWritten(v), isDisabled: v.disabled };
+}
+
+function toSecret(v: SecretWithValue): Secret {
+  return { ...toWritten(v), value: v.value, createdBy: v.createdBy };
+}
