@@ -216,7 +216,9 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
 
     get: (context, vaultId, path) => read(context, vaultId, path, { kind: 'latest' }),
 
-    getVersion: (context, vaultId, path, version) => read(context, vaultId, path, { kind: 'number', version: requireVersion(version) }),
+    async getVersion(context, vaultId, path, version) {
+      return read(context, vaultId, path, { kind: 'number', version: requireVersion(version) });
+    },
 
     async list(context, vaultId, prefix) {
       requireUuid('vault_id', vaultId);
