@@ -1,0 +1,54 @@
+import type { Storage } from '../storage.js';
+import { insertAuditEvents } from './audit-log.js';
+import { parseDatabaseUrl } from './database-url.js';
+import { createKeyCanaryStore } from './key-canary-store.js';
+import { migrate } from './migrations.js';
+import { openPool } from './pool.js';
+import { createSecretStore } from './secret-store.js';
+import { DEFAULT_RETRY, inTransaction, withConnection, type Database, type WarnLogger } from './transaction.js';
+import { createVaultStore } from './vault-store.js';
+
+export interface MysqlStorageOptions {
+  /** mysql://user[:password]@host[:port]/database (user and password percent-encoded). */
+  url: string;
+  /** Connections in the pool; default 10. */
+  poolSize?: number;
+  /** Told about lost connections and exhausted retries (codes only, never values). Default: silent. */
+  logger?: WarnLogger;
+}
+
+/**
+ * Storage on MariaDB 10.11+ or MySQL 8. Connects, brings the schema up to date (safe when several
+ * instances start at once), and returns the store. Rejects if the database cannot be reached or
+ * migrated, with the pool closed again.
+ */
+export async function createMysqlStorage(options: MysqlStorageOptions): Promise<Storage> {
+  const settings = parseDatabaseUrl(options.url);
+  const pool = openPool(settings, options.poolSize);
+  const logger = options.logger ?? { warn() {} };
+  const db: Database = { pool, logger, retry: DEFAULT_RETRY };
+
+  try {
+    await migrate(pool, { warn: (obj, msg) => logger.warn(obj, msg) });
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    vaults: createVaultStore(db),
+    secrets: createSecretStore(db),
+    keyCanaries: createKeyCanaryStore(db),
+    async appendAudit(events) {
+      if (events.length > 0) await inTransaction(db, (sql) => insertAuditEvents(sql, events));
+    },
+    async ping() {
+      await withConnection(db, (sql) => sql.select('SELECT 1'));
+    },
+    close() {
+      closing ??= pool.end();
+      return closing;
+    },
+  };
+}

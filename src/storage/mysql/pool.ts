@@ -1,0 +1,123 @@
+import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import type { ConnectionSettings } from './database-url.js';
+
+export type { Pool, PoolConnection };
+
+/** A value a statement may bind. Objects and arrays are refused: see `checkParams`. */
+export type SqlParam = string | number | boolean | null | Date | Uint8Array;
+
+/** A result row as mysql2 returns it; `row-mapping.ts` turns it into a typed record. */
+export type Row = Record<string, unknown>;
+
+/** What an INSERT, UPDATE or DELETE reports. */
+export interface Changed {
+  /** Rows matched (the pool sets FOUND_ROWS); for ON DUPLICATE KEY UPDATE 1 = inserted, 2 = updated. */
+  affectedRows: number;
+  /** The OK packet's last-insert id: an AUTO_INCREMENT value or LAST_INSERT_ID(expr); 0 if neither. */
+  insertId: number;
+}
+
+/** What the query modules see of a connection: prepared statements with checked parameters. */
+export interface Sql {
+  select(statement: string, params?: readonly SqlParam[]): Promise<Row[]>;
+  change(statement: string, params?: readonly SqlParam[]): Promise<Changed>;
+}
+
+const DEFAULT_POOL_SIZE = 10;
+
+/**
+ * Per-connection session settings, applied once when a connection is first handed out.
+ * - time_zone: DATETIME(6) columns hold UTC. mysql2's `timezone: 'Z'` already converts Dates on
+ *   the client; the session zone makes NOW() and friends agree with it.
+ * - sql_mode: strict, so an over-long path or value is an error rather than silently truncated
+ *   (two long paths truncated alike would become one secret). Set explicitly because a server's
+ *   configured mode is outside our control. Every mode named exists on MariaDB 10.11 and MySQL 8.
+ */
+const SESSION_SETUP =
+  "SET time_zone = '+00:00', " +
+  "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
+
+export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE): Pool {
+  if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`database pool size must be a positive integer, got ${poolSize}`);
+  return createPool({
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    password: settings.password,
+    database: settings.database,
+    connectionLimit: poolSize,
+    maxIdle: poolSize,
+    idleTimeout: 60_000,
+    waitForConnections: true,
+    queueLimit: 0,
+    connectTimeout: 10_000,
+    enableKeepAlive: true,
+    // BIGINT (audit seq, COUNT(*)) as strings so no value is silently rounded.
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    timezone: 'Z',
+    dateStrings: false,
+    charset: 'utf8mb4',
+    // affectedRows counts matched rows, so re-disabling a disabled version still reports the row.
+    flags: ['FOUND_ROWS'],
+    multipleStatements: false,
+  });
+}
+
+// Keyed by mysql2's underlying connection: the promise wrapper is new on every getConnection().
+const setUp = new WeakSet<object>();
+
+/** Takes a connection from the pool with the session settings applied. */
+export async function acquire(pool: Pool): Promise<PoolConnection> {
+  const connection = await pool.getConnection();
+  if (!setUp.has(connection.connection)) {
+    try {
+      await connection.query(SESSION_SETUP);
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+    setUp.add(connection.connection);
+  }
+  return connection;
+}
+
+/** Prepared statements on one connection (mysql2 caches them per connection). */
+export function sqlOn(connection: PoolConnection): Sql {
+  return {
+    async select(statement, params = []) {
+      const [rows] = await connection.execute<RowDataPacket[]>(statement, checkParams(params));
+      return rows as Row[];
+    },
+    async change(statement, params = []) {
+      const [result] = await connection.execute<ResultSetHeader>(statement, checkParams(params));
+      return { affectedRows: result.affectedRows, insertId: Number(result.insertId) };
+    },
+  };
+}
+
+type DriverParam = string | number | boolean | null | Date | Buffer;
+
+/**
+ * Refuses anything but scalars before it reaches mysql2, which would otherwise expand an object or
+ * array into SQL (`{a: 1}` -> "`a` = 1" in query(); JSON in execute()) — a classic injection path
+ * when a caller passes parsed JSON through. Byte arrays are sent as Buffers (binary, never
+ * charset-converted). The message names the position and kind, never the value.
+ */
+export function checkParams(params: readonly unknown[]): DriverParam[] {
+  return params.map((value, index) => {
+    if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+    if (typeof value === 'number') {
+      if (Number.isFinite(value)) return value;
+      throw new TypeError(`SQL parameter ${index + 1} is a non-finite number`);
+    }
+    if (value instanceof Date) {
+      if (!Number.isNaN(value.getTime())) return value;
+      throw new TypeError(`SQL parameter ${index + 1} is an invalid Date`);
+    }
+    if (Buffer.isBuffer(value)) return value;
+    if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    const kind = Array.isArray(value) ? 'an array' : value === undefined ? 'undefined' : `a ${typeof value === 'object' ? 'non-scalar object' : typeof value}`;
+    throw new TypeError(`SQL parameter ${index + 1} is ${kind}; only strings, numbers, booleans, null, Dates and byte arrays may be bound`);
+  });
+}

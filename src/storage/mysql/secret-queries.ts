@@ -1,0 +1,152 @@
+import type { SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
+import type { Sql } from './pool.js';
+import { jsonText, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
+
+/**
+ * The SQL of the secret store, one function per statement. Paths and vault ids are bound as bytes
+ * (VARBINARY columns), so comparison and ordering are byte-exact.
+ */
+
+/** The `path` column's size. */
+export const MAX_PATH_BYTES = 512;
+
+const key = (vaultId: string, path: string) => [utf8(vaultId), utf8(path)];
+
+/**
+ * Claims the path's next version number by bumping its counter row, which also locks the row
+ * until commit, so appends to one path queue here and get gapless numbers. Clears the deleted mark.
+ *
+ * The number comes from the OK packet: LAST_INSERT_ID(expr) puts it in `insertId` when the row
+ * existed (affectedRows 2). A fresh row (affectedRows 1) is number 1 and leaves `insertId` 0, and
+ * SELECT LAST_INSERT_ID() would then return a stale value from an earlier statement on this
+ * connection, hence the branch.
+ */
+export async function claimNextVersion(sql: Sql, vaultId: string, path: string): Promise<number> {
+  const bytes = Buffer.byteLength(path, 'utf8');
+  if (bytes > MAX_PATH_BYTES) throw new Error(`secret path is ${bytes} bytes long; at most ${MAX_PATH_BYTES} bytes can be stored`);
+  const { affectedRows, insertId } = await sql.change(
+    `INSERT INTO secrets (vault_id, path, last_version, deleted) VALUES (?, ?, 1, 0)
+     ON DUPLICATE KEY UPDATE last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`,
+    key(vaultId, path),
+  );
+  const version = affectedRows === 1 ? 1 : insertId;
+  if (affectedRows > 2 || !Number.isSafeInteger(version) || version < 1) {
+    throw new Error(`claiming the next version of a secret got an unexpected result (affectedRows ${affectedRows})`);
+  }
+  return version;
+}
+
+/** Live versions form the tail of the numbering (a delete marks them all), so this is the newest of them. */
+export async function newestLiveVersion(sql: Sql, vaultId: string, path: string): Promise<SecretVersionRecord | null> {
+  const [row] = await sql.select(
+    `SELECT ${versionColumns('v')} FROM secret_versions v
+     WHERE v.vault_id = ? AND v.path = ? AND v.deleted = 0 ORDER BY v.version DESC LIMIT 1`,
+    key(vaultId, path),
+  );
+  return row ? toSecretVersion(row) : null;
+}
+
+export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<void> {
+  await sql.change(
+    `INSERT INTO secret_versions (vault_id, path, version, id, type, metadata, ciphertext, created_by, created_at,
+       expires_at, max_access_count, access_count, disabled, deleted)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      ...key(v.vaultId, v.path),
+      v.version,
+      utf8(v.id),
+      v.type,
+      jsonText(v.metadata),
+      v.ciphertext,
+      v.createdBy,
+      v.createdAt,
+      v.expiresAt,
+      v.maxAccessCount,
+      v.accessCount,
+      v.disabled,
+      v.deleted,
+    ],
+  );
+}
+
+/** Path state and the selected version in one statement, so both come from one snapshot. */
+export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
+  const which =
+    selector.kind === 'latest'
+      ? `(SELECT MAX(x.version) FROM secret_versions x
+          WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0)`
+      : '?';
+  const [row] = await sql.select(
+    `SELECT s.deleted AS path_deleted, ${versionColumns('v')}
+     FROM secrets s
+     LEFT JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND v.version = ${which}
+     WHERE s.vault_id = ? AND s.path = ?`,
+    selector.kind === 'latest' ? key(vaultId, path) : [selector.version, ...key(vaultId, path)],
+  );
+  if (!row) return { exists: false, deleted: false, version: null };
+  return { exists: true, deleted: Number(row.path_deleted) !== 0, version: row.id === null ? null : toSecretVersion(row) };
+}
+
+/** Spends one read in a single conditional UPDATE: the row lock makes concurrent spenders queue. */
+export async function spendRead(sql: Sql, vaultId: string, path: string, version: number): Promise<boolean> {
+  const { affectedRows } = await sql.change(
+    `UPDATE secret_versions SET access_count = access_count + 1
+     WHERE vault_id = ? AND path = ? AND version = ? AND disabled = 0 AND deleted = 0
+       AND (max_access_count = 0 OR access_count < max_access_count)`,
+    [...key(vaultId, path), version],
+  );
+  return affectedRows === 1;
+}
+
+export async function selectLiveVersions(sql: Sql, vaultId: string, path: string): Promise<SecretVersionRecord[]> {
+  const rows = await sql.select(
+    `SELECT ${versionColumns('v')} FROM secret_versions v
+     WHERE v.vault_id = ? AND v.path = ? AND v.deleted = 0 ORDER BY v.version DESC`,
+    key(vaultId, path),
+  );
+  return rows.map(toSecretVersion);
+}
+
+/**
+ * The newest live version of each live path. While a path is not deleted its last_version is live
+ * (a delete marks every version and the next append clears the mark), so it is a join on the
+ * counter. The prefix is compared as bytes with LEFT(), so LIKE wildcards in it mean nothing; the
+ * `>=` lets the primary key bound the scan.
+ */
+export async function selectNewestPerPath(sql: Sql, vaultId: string, prefix: string): Promise<SecretVersionRecord[]> {
+  const prefixBytes = utf8(prefix);
+  const byPrefix = prefixBytes.length > 0 ? 'AND s.path >= ? AND LEFT(s.path, LENGTH(?)) = ?' : '';
+  const rows = await sql.select(
+    `SELECT ${versionColumns('v')}
+     FROM secrets s
+     JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND v.version = s.last_version
+     WHERE s.vault_id = ? AND s.deleted = 0 AND v.deleted = 0 ${byPrefix}
+     ORDER BY s.path`,
+    prefixBytes.length > 0 ? [utf8(vaultId), prefixBytes, prefixBytes, prefixBytes] : [utf8(vaultId)],
+  );
+  return rows.map(toSecretVersion);
+}
+
+/** True when the version exists and is not deleted (matched, even if the flag already had that value). */
+export async function updateDisabled(sql: Sql, vaultId: string, path: string, version: number, disabled: boolean): Promise<boolean> {
+  const { affectedRows } = await sql.change(
+    'UPDATE secret_versions SET disabled = ? WHERE vault_id = ? AND path = ? AND version = ? AND deleted = 0',
+    [disabled, ...key(vaultId, path), version],
+  );
+  return affectedRows === 1;
+}
+
+/**
+ * Marks the path and all its versions deleted and erases the ciphertexts; the counter row stays,
+ * so numbering continues. The counter row is locked first, as in an append, so the two never
+ * deadlock on each other. False when the path has no live version.
+ */
+export async function markDeleted(sql: Sql, vaultId: string, path: string): Promise<boolean> {
+  const { affectedRows } = await sql.change('UPDATE secrets SET deleted = 1 WHERE vault_id = ? AND path = ? AND deleted = 0', key(vaultId, path));
+  if (affectedRows === 0) return false;
+  await sql.change(
+    'UPDATE secret_versions SET deleted = 1, ciphertext = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
+    key(vaultId, path),
+  );
+  return true;
+}

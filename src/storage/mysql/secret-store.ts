@@ -1,0 +1,87 @@
+import type { SecretStore, SecretVersionRecord } from '../storage.js';
+import { insertAuditEvents } from './audit-log.js';
+import { asStored } from './row-mapping.js';
+import {
+  claimNextVersion,
+  insertVersion,
+  markDeleted,
+  newestLiveVersion,
+  selectLiveVersions,
+  selectLookup,
+  selectNewestPerPath,
+  spendRead,
+  updateDisabled,
+} from './secret-queries.js';
+import { inTransaction, withConnection, type Database } from './transaction.js';
+
+/** Each method is one transaction (or one autocommit read); see secret-queries.ts for the SQL. */
+export function createSecretStore(db: Database): SecretStore {
+  return {
+    // Counter bump, previous version, build, insert and audit commit together or not at all; a
+    // retry after a deadlock calls build and audit again, which the interface allows.
+    append: (vaultId, path, build, audit) =>
+      inTransaction(db, async (sql) => {
+        const version = await claimNextVersion(sql, vaultId, path);
+        const previous = await newestLiveVersion(sql, vaultId, path);
+        const fields = build({ version, previous });
+        const created: SecretVersionRecord = {
+          id: fields.id,
+          vaultId,
+          path,
+          version,
+          type: fields.type,
+          // As it will read back, so the returned record equals a later lookup.
+          metadata: asStored(fields.metadata),
+          ciphertext: Buffer.from(fields.ciphertext),
+          createdBy: fields.createdBy,
+          createdAt: new Date(fields.createdAt),
+          expiresAt: fields.expiresAt && new Date(fields.expiresAt),
+          maxAccessCount: fields.maxAccessCount,
+          accessCount: 0,
+          disabled: false,
+          deleted: false,
+        };
+        await insertVersion(sql, created);
+        await insertAuditEvents(sql, audit(copyVersion(created)));
+        return created;
+      }),
+
+    lookup: (vaultId, path, selector) => withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector)),
+
+    consumeRead: (vaultId, path, version, audit) =>
+      inTransaction(db, async (sql) => {
+        if (!(await spendRead(sql, vaultId, path, version))) return false;
+        await insertAuditEvents(sql, audit);
+        return true;
+      }),
+
+    listVersions: (vaultId, path) => withConnection(db, (sql) => selectLiveVersions(sql, vaultId, path)),
+
+    listLatest: (vaultId, prefix) => withConnection(db, (sql) => selectNewestPerPath(sql, vaultId, prefix)),
+
+    setDisabled: (vaultId, path, version, disabled, audit) =>
+      inTransaction(db, async (sql) => {
+        if (!(await updateDisabled(sql, vaultId, path, version, disabled))) return false;
+        await insertAuditEvents(sql, audit);
+        return true;
+      }),
+
+    delete: (vaultId, path, audit) =>
+      inTransaction(db, async (sql) => {
+        if (!(await markDeleted(sql, vaultId, path))) return false;
+        await insertAuditEvents(sql, audit);
+        return true;
+      }),
+  };
+}
+
+/** A copy the audit callback may keep or change without touching the record append returns. */
+function copyVersion(v: SecretVersionRecord): SecretVersionRecord {
+  return {
+    ...v,
+    metadata: asStored(v.metadata),
+    ciphertext: v.ciphertext && Buffer.from(v.ciphertext),
+    createdAt: new Date(v.createdAt),
+    expiresAt: v.expiresAt && new Date(v.expiresAt),
+  };
+}

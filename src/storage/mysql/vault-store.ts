@@ -1,0 +1,49 @@
+import type { VaultStore } from '../storage.js';
+import { insertAuditEvents } from './audit-log.js';
+import { toVault, utf8, VAULT_COLUMNS } from './row-mapping.js';
+import { inTransaction, withConnection, type Database } from './transaction.js';
+
+const ER_DUP_ENTRY = 1062;
+
+export function createVaultStore(db: Database): VaultStore {
+  return {
+    create: (vault, audit) =>
+      inTransaction(db, async (sql) => {
+        try {
+          await sql.change(`INSERT INTO vaults (${VAULT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, [
+            utf8(vault.id),
+            vault.name,
+            vault.description,
+            vault.createdBy,
+            vault.createdByType,
+            vault.createdAt,
+          ]);
+        } catch (error) {
+          if ((error as { errno?: unknown }).errno === ER_DUP_ENTRY) throw new Error(`vault ${vault.id} already exists`);
+          throw error;
+        }
+        await insertAuditEvents(sql, audit);
+      }),
+
+    get: (id) =>
+      withConnection(db, async (sql) => {
+        const [row] = await sql.select(`SELECT ${VAULT_COLUMNS} FROM vaults WHERE id = ?`, [utf8(id)]);
+        return row ? toVault(row) : null;
+      }),
+
+    list: () =>
+      withConnection(db, async (sql) => {
+        const rows = await sql.select(`SELECT ${VAULT_COLUMNS} FROM vaults ORDER BY created_at, id`);
+        return rows.map(toVault);
+      }),
+
+    // The vault's secrets and versions go with it (ON DELETE CASCADE); its audit events stay.
+    delete: (id, audit) =>
+      inTransaction(db, async (sql) => {
+        const { affectedRows } = await sql.change('DELETE FROM vaults WHERE id = ?', [utf8(id)]);
+        if (affectedRows === 0) return false;
+        await insertAuditEvents(sql, audit);
+        return true;
+      }),
+  };
+}

@@ -1,0 +1,345 @@
+// The MySQL store against a real server: what the shared contract cannot see (several pools on
+// one database, the raw rows, migrations, killed connections).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { listAuditEvents } from '../../src/storage/mysql/audit-log.js';
+import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
+import { migrate, MIGRATIONS } from '../../src/storage/mysql/migrations.js';
+import { createMysqlStorage } from '../../src/storage/mysql/mysql-store.js';
+import { acquire, openPool, sqlOn } from '../../src/storage/mysql/pool.js';
+import type { AuditRecord, NewSecretVersion, Storage, VaultRecord } from '../../src/storage/storage.js';
+import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
+
+describeWithDatabase('mysql storage', () => {
+  let database: TestDatabase;
+  const extraDatabases: TestDatabase[] = [];
+  const opened: Storage[] = [];
+
+  beforeAll(async () => {
+    database = (await createTestDatabase())!;
+  });
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((s) => s.close()));
+    await Promise.all(extraDatabases.splice(0).map((db) => db.drop()));
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  async function open(options: { poolSize?: number; url?: string; warnings?: string[] } = {}): Promise<Storage> {
+    const storage = await createMysqlStorage({
+      url: options.url ?? database.url,
+      poolSize: options.poolSize,
+      logger: { warn: (_obj, msg) => options.warnings?.push(msg) },
+    });
+    opened.push(storage);
+    return storage;
+  }
+
+  async function freshDatabase(): Promise<TestDatabase> {
+    const db = (await createTestDatabase())!;
+    extraDatabases.push(db);
+    return db;
+  }
+
+  async function raw<T>(work: (sql: Connection) => Promise<T>, url = database.url): Promise<T> {
+    const connection = await createConnection(url);
+    try {
+      return await work(connection);
+    } finally {
+      await connection.end();
+    }
+  }
+
+  async function newVault(storage: Storage): Promise<VaultRecord> {
+    const vault: VaultRecord = {
+      id: randomUUID(),
+      name: 'v',
+      description: '',
+      createdBy: 'root',
+      createdByType: 'root',
+      createdAt: new Date(),
+    };
+    await storage.vaults.create(vault, []);
+    return vault;
+  }
+
+  const fields = (ciphertext: Uint8Array = Buffer.from('c'), extra: Partial<NewSecretVersion> = {}): NewSecretVersion => ({
+    id: randomUUID(),
+    type: 'generic',
+    metadata: null,
+    ciphertext,
+    createdBy: 'root',
+    createdAt: new Date(),
+    expiresAt: null,
+    maxAccessCount: 0,
+    ...extra,
+  });
+
+  const auditEvent = (action: string, vaultId: string, details: AuditRecord['details'] = null): AuditRecord => ({
+    id: randomUUID(),
+    action,
+    actorType: 'agent',
+    actorId: 'agent-ü',
+    resourceType: 'secret',
+    resourceId: 'p/🔑',
+    vaultId,
+    outcome: 'success',
+    details,
+    requestId: 'req-1',
+    createdAt: new Date('2026-03-04T05:06:07.891Z'),
+  });
+
+  async function auditActions(): Promise<string[]> {
+    const pool = openPool(parseDatabaseUrl(database.url), 1);
+    try {
+      const connection = await acquire(pool);
+      const events = await listAuditEvents(sqlOn(connection));
+      connection.release();
+      return events.map((e) => e.action);
+    } finally {
+      await pool.end();
+    }
+  }
+
+  describe('migrations', () => {
+    it('applies each migration exactly once when four instances start together on a new database', async () => {
+      const db = await freshDatabase();
+      await Promise.all(Array.from({ length: 4 }, () => open({ url: db.url })));
+      const rows = await raw((sql) => sql.query<RowDataPacket[]>('SELECT version, name FROM schema_migrations ORDER BY version'), db.url);
+      expect(rows[0].map((r) => [r.version, r.name])).toEqual(MIGRATIONS.map((m) => [m.version, m.name]));
+
+      // The runner itself, four at once: the versions each call applied partition the list.
+      const db2 = await freshDatabase();
+      const pools = Array.from({ length: 4 }, () => openPool(parseDatabaseUrl(db2.url), 1));
+      try {
+        const applied = await Promise.all(pools.map((pool) => migrate(pool)));
+        expect(applied.flat().sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
+        expect(applied.filter((versions) => versions.length > 0)).toHaveLength(1);
+      } finally {
+        await Promise.all(pools.map((pool) => pool.end()));
+      }
+    });
+
+    it('is idempotent: a restart applies nothing and keeps the data', async () => {
+      const first = await open();
+      const vault = await newVault(first);
+      await first.close();
+
+      const pool = openPool(parseDatabaseUrl(database.url), 1);
+      try {
+        expect(await migrate(pool)).toEqual([]);
+      } finally {
+        await pool.end();
+      }
+      const again = await open();
+      expect(await again.vaults.get(vault.id)).toEqual(vault);
+    });
+  });
+
+  describe('concurrency across instances', () => {
+    it('gives gapless, unique numbers to appends to one path from two pools', async () => {
+      const [a, b] = [await open({ poolSize: 4 }), await open({ poolSize: 4 })];
+      const vault = await newVault(a);
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).secrets.append(vault.id, 'race', () => fields(), () => [])),
+      );
+      expect(results.map((r) => r.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      expect((await a.secrets.listVersions(vault.id, 'race')).map((v) => v.version)).toEqual(
+        Array.from({ length: 60 }, (_, i) => 60 - i),
+      );
+    });
+
+    it('lets exactly N of many concurrent readers on two pools spend a budget of N', async () => {
+      const [a, b] = [await open({ poolSize: 4 }), await open({ poolSize: 4 })];
+      const vault = await newVault(a);
+      await a.secrets.append(vault.id, 'once', () => fields(undefined, { maxAccessCount: 7 }), () => []);
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).secrets.consumeRead(vault.id, 'once', 1, [auditEvent('secret.read', vault.id)])),
+      );
+      expect(results.filter(Boolean)).toHaveLength(7);
+      const [[row]] = await raw((sql) => sql.query<RowDataPacket[]>('SELECT access_count FROM secret_versions WHERE vault_id = ? AND path = ?', [Buffer.from(vault.id), Buffer.from('once')]));
+      expect(row?.access_count).toBe(7);
+    });
+
+    it('numbers a new path 1 even when the connection holds an older LAST_INSERT_ID', async () => {
+      // One connection, so the session's LAST_INSERT_ID from the first path is still set.
+      const storage = await open({ poolSize: 1 });
+      const vault = await newVault(storage);
+      for (let i = 0; i < 3; i++) await storage.secrets.append(vault.id, 'first', () => fields(), () => []);
+      expect((await storage.secrets.append(vault.id, 'second', () => fields(), () => [])).version).toBe(1);
+      expect((await storage.secrets.append(vault.id, 'second', () => fields(), () => [])).version).toBe(2);
+      expect((await storage.secrets.append(vault.id, 'first', () => fields(), () => [])).version).toBe(4);
+    });
+  });
+
+  describe('what the database holds', () => {
+    /** Every (table.column) of this database whose bytes contain `needle`, with the row count. */
+    async function whereBytesOccur(needle: Buffer): Promise<string[]> {
+      return raw(async (sql) => {
+        const [columns] = await sql.query<RowDataPacket[]>(
+          'SELECT table_name AS t, column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE()',
+        );
+        const found: string[] = [];
+        for (const { t, c } of columns) {
+          const [[hit]] = await sql.query<RowDataPacket[]>(
+            `SELECT COUNT(*) AS n FROM \`${t}\` WHERE INSTR(CAST(\`${c}\` AS BINARY), ?) > 0`,
+            [needle],
+          );
+          if (Number(hit?.n) > 0) found.push(`${t}.${c} x${hit?.n}`);
+        }
+        return found;
+      });
+    }
+
+    it('keeps the ciphertext bytes exactly as given, in one place only, until the secret is deleted', async () => {
+      const storage = await open();
+      const vault = await newVault(storage);
+      // Zero bytes, high bytes and invalid UTF-8 must all survive.
+      const ciphertext = Buffer.concat([Buffer.from([0, 0xff, 0xc3, 0x28, 0x00]), randomBytes(4096)]);
+      await storage.secrets.append(vault.id, 'db/password', () => fields(ciphertext), (v) => [
+        auditEvent('secret.write', vault.id, { version: v.version }),
+      ]);
+
+      const [[row]] = await raw((sql) =>
+        sql.query<RowDataPacket[]>('SELECT ciphertext FROM secret_versions WHERE vault_id = ? AND path = ?', [Buffer.from(vault.id), Buffer.from('db/password')]),
+      );
+      expect(Buffer.compare(row?.ciphertext, ciphertext)).toBe(0);
+      expect(await whereBytesOccur(ciphertext.subarray(100, 164))).toEqual(['secret_versions.ciphertext x1']);
+
+      await storage.secrets.delete(vault.id, 'db/password', []);
+      expect(await whereBytesOccur(ciphertext.subarray(100, 164))).toEqual([]);
+    });
+
+    it('keeps paths apart that a case-insensitive collation would merge, in byte order', async () => {
+      const [[merged]] = await raw((sql) =>
+        sql.query<RowDataPacket[]>("SELECT _utf8mb4'🔑' = _utf8mb4'🔒' COLLATE utf8mb4_general_ci AS emoji, 'Key' = 'key' COLLATE utf8mb4_general_ci AS kase"),
+      );
+      expect([Number(merged?.emoji), Number(merged?.kase)]).toEqual([1, 1]); // the trap is real
+
+      const storage = await open();
+      const vault = await newVault(storage);
+      const paths = ['Key', 'key', 'emoji/🔑', 'emoji/🔒', 'trailing', 'trailing '];
+      for (const path of paths) await storage.secrets.append(vault.id, path, () => fields(Buffer.from(path)), () => []);
+
+      for (const path of paths) {
+        const { version } = await storage.secrets.lookup(vault.id, path, { kind: 'latest' });
+        expect(version?.version).toBe(1);
+        expect(Buffer.from(version!.ciphertext!).toString()).toBe(path);
+        expect(version?.path).toBe(path);
+      }
+      const listed = await storage.secrets.listLatest(vault.id, '');
+      expect(listed.map((v) => v.path)).toEqual([...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      expect((await storage.secrets.listLatest(vault.id, 'emoji/🔑')).map((v) => v.path)).toEqual(['emoji/🔑']);
+      expect(await storage.vaults.get(`${vault.id} `)).toBeNull();
+      expect(await storage.vaults.get(vault.id.toUpperCase())).toBeNull();
+    });
+
+    it('refuses a path longer than the column instead of truncating it', async () => {
+      const storage = await open();
+      const vault = await newVault(storage);
+      await expect(storage.secrets.append(vault.id, 'x'.repeat(513), () => fields(), () => [])).rejects.toThrow(/at most 512 bytes/);
+      await storage.secrets.append(vault.id, 'x'.repeat(512), () => fields(), () => []);
+    });
+
+    it('removes a deleted vault\'s secrets and versions but keeps its audit trail', async () => {
+      const storage = await open();
+      const vault = await newVault(storage);
+      await storage.secrets.append(vault.id, 'a', () => fields(), () => []);
+      await storage.secrets.append(vault.id, 'a', () => fields(), () => []);
+      expect(await storage.vaults.delete(vault.id, [auditEvent('vault.delete', vault.id)])).toBe(true);
+      const counts = await raw(async (sql) => {
+        const [[s]] = await sql.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM secrets WHERE vault_id = ?', [Buffer.from(vault.id)]);
+        const [[v]] = await sql.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM secret_versions WHERE vault_id = ?', [Buffer.from(vault.id)]);
+        const [[e]] = await sql.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM audit_events WHERE vault_id = ?', [Buffer.from(vault.id)]);
+        return [Number(s?.n), Number(v?.n), Number(e?.n)];
+      });
+      expect(counts).toEqual([0, 0, 1]);
+    });
+  });
+
+  describe('audit events', () => {
+    it('round-trips every field and commits events only with their change', async () => {
+      const storage = await open();
+      const vault = await newVault(storage);
+      const before = (await auditActions()).length;
+
+      const written = auditEvent('secret.write', vault.id, { version: 1, nested: { list: [1, 'ü', null] } });
+      await storage.secrets.append(vault.id, 'p', () => fields(undefined, { maxAccessCount: 1 }), () => [written]);
+      await expect(
+        storage.secrets.append(vault.id, 'p', () => { throw new Error('refused'); }, () => [auditEvent('never.build', vault.id)]),
+      ).rejects.toThrow('refused');
+      await expect(
+        storage.secrets.append(vault.id, 'p', () => fields(), () => { throw new Error('audit refused'); }),
+      ).rejects.toThrow('audit refused');
+      expect(await storage.secrets.consumeRead(vault.id, 'p', 1, [auditEvent('read.1', vault.id)])).toBe(true);
+      expect(await storage.secrets.consumeRead(vault.id, 'p', 1, [auditEvent('never.read', vault.id)])).toBe(false);
+      expect(await storage.secrets.setDisabled(vault.id, 'p', 9, true, [auditEvent('never.disable', vault.id)])).toBe(false);
+      expect(await storage.secrets.delete(vault.id, 'nope', [auditEvent('never.delete', vault.id)])).toBe(false);
+      await storage.appendAudit([auditEvent('alone.1', vault.id), auditEvent('alone.2', vault.id)]);
+
+      const pool = openPool(parseDatabaseUrl(database.url), 1);
+      try {
+        const connection = await acquire(pool);
+        const events = (await listAuditEvents(sqlOn(connection))).slice(before);
+        connection.release();
+        expect(events.map((e) => e.action)).toEqual(['secret.write', 'read.1', 'alone.1', 'alone.2']);
+        expect(events[0]).toEqual(written);
+      } finally {
+        await pool.end();
+      }
+      // Neither failed append used up a number.
+      expect((await storage.secrets.append(vault.id, 'p', () => fields(), () => [])).version).toBe(2);
+    });
+  });
+
+  describe('key canaries', () => {
+    it('keeps the first canary of a key, also when instances add it at once', async () => {
+      const [a, b] = [await open(), await open()];
+      const first = randomBytes(80);
+      await Promise.all([a.keyCanaries.add('k1', first), b.keyCanaries.add('k1', first)]);
+      await a.keyCanaries.add('k1', randomBytes(80));
+      await b.keyCanaries.add('k2', Uint8Array.from([0, 1, 2]));
+      const listed = await a.keyCanaries.list();
+      expect(listed.map((c) => [c.keyId, Buffer.from(c.canary).toString('hex')])).toEqual([
+        ['k1', first.toString('hex')],
+        ['k2', '000102'],
+      ]);
+    });
+  });
+
+  describe('resilience', () => {
+    it('keeps working after its connections are killed', async () => {
+      const warnings: string[] = [];
+      const storage = await open({ poolSize: 2, warnings });
+      const vault = await newVault(storage);
+      await storage.secrets.append(vault.id, 'p', () => fields(undefined, { maxAccessCount: 10 }), () => []);
+
+      for (let round = 0; round < 3; round++) {
+        const killed = await raw(async (sql) => {
+          const [rows] = await sql.query<RowDataPacket[]>(
+            'SELECT id AS id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()',
+          );
+          for (const { id } of rows) await sql.query(`KILL ${Number(id)}`);
+          return rows.length;
+        });
+        expect(killed).toBeGreaterThan(0);
+        // No pause: the next calls may get a connection the pool has not yet noticed is dead.
+        await storage.ping();
+        expect((await storage.secrets.lookup(vault.id, 'p', { kind: 'latest' })).version?.version).toBe(1 + round);
+        expect(await storage.secrets.consumeRead(vault.id, 'p', 1, [])).toBe(true);
+        await storage.secrets.append(vault.id, 'p', () => fields(), () => []);
+      }
+      expect(warnings.every((w) => w === 'database connection lost; retrying')).toBe(true);
+    });
+
+    it('fails to start with a clear error, and no password, when the server is unreachable', async () => {
+      const error = await createMysqlStorage({ url: 'mysql://vault:hunter2-Pa55@127.0.0.1:1/db' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      const everything = JSON.stringify(error, Object.getOwnPropertyNames(error)) + String((error as Error).stack);
+      expect(everything).not.toContain('hunter2');
+      expect((error as { code?: string }).code).toBe('ECONNREFUSED');
+    });
+  });
+});
