@@ -85,3 +85,88 @@ export interface AuditRecord {
   requestId: string;
   createdAt: Date;
 }
+
+/** A machine identity. Its API key is kept only as a SHA-256 hash. */
+export interface AgentRecord {
+  id: string;
+  name: string;
+  description: string;
+  scopes: string[];
+  isActive: boolean;
+  tokenTtlSeconds: number;
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+  lastActiveAt: Date | null;
+  /** SHA-256 of the current API key. */
+  keyHash: Uint8Array;
+  /**
+   * Bumped whenever the agent's credentials or grants change (key rotation, deactivation, a
+   * policy on it): tokens name the generation they were issued under, so older ones stop working.
+   */
+  credentialGeneration: number;
+}
+
+/** The fields UpdateAgent may change; undefined leaves a field as it is. */
+export interface AgentChanges {
+  name?: string;
+  description?: string;
+  isActive?: boolean;
+  expiresAt?: Date;
+  tokenTtlSeconds?: number;
+}
+
+export interface PolicyRecord {
+  id: string;
+  vaultId: string;
+  secretPathPattern: string;
+  principalType: string;
+  principalId: string;
+  permissions: string[];
+  conditions: JsonObject | null;
+  expiresAt: Date | null;
+  createdBy: string;
+  createdByType: string;
+  createdAt: Date;
+  effect: 'allow' | 'deny';
+  priority: number;
+}
+
+/** The fields UpdatePolicy may change; undefined leaves a field as it is. */
+export interface PolicyChanges {
+  permissions?: string[];
+  conditions?: JsonObject;
+  expiresAt?: Date;
+  effect?: 'allow' | 'deny';
+  priority?: number;
+}
+
+/** An audit event as stored, with its place in the HMAC chain once sealed. */
+export interface StoredAuditEvent extends AuditRecord {
+  /** Position in the chain from 1; null until the event is sealed. */
+  chainIndex: number | null;
+  /** Hex HMAC over the previous hash and this event; null until sealed. */
+  hash: string | null;
+  /** Id of the master key the chain key was derived from; null until sealed. */
+  keyId: string | null;
+}
+
+export interface AuditFilter {
+  action?: string;
+  actorId?: string;
+  resourceId?: string;
+  from?: Date;
+  to?: Date;
+  limit: number;
+  offset: number;
+}
+
+/** The last sealed link of the chain. */
+export interface ChainHead {
+  chainIndex: number;
+  hash: string;
+  eventId: string;
+}
+
+/** Computes one link: called in chain order with the previous link's hash ('' for the first). */
+export type ChainLinker = (previousHash: string, event: AuditRecord, chainIndex: number) => { hash: string; keyId: string };

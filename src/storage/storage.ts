@@ -1,5 +1,13 @@
 import type {
+  AgentChanges,
+  AgentRecord,
   AppendContext,
+  AuditFilter,
+  ChainHead,
+  ChainLinker,
+  PolicyChanges,
+  PolicyRecord,
+  StoredAuditEvent,
   AuditRecord,
   NewSecretVersion,
   SecretLookup,
@@ -23,6 +31,9 @@ export interface Storage {
   readonly vaults: VaultStore;
   readonly secrets: SecretStore;
   readonly keyCanaries: KeyCanaryStore;
+  readonly agents: AgentStore;
+  readonly policies: PolicyStore;
+  readonly audit: AuditStore;
   /** Writes audit events on their own, e.g. for a read or a refused call. */
   appendAudit(events: AuditRecord[]): Promise<void>;
   /** Resolves when the backing store answers; rejects otherwise. */
@@ -97,4 +108,54 @@ export interface KeyCanaryStore {
   list(): Promise<Array<{ keyId: string; canary: Uint8Array }>>;
   /** Adds the canary of a key unless one is already stored for it. */
   add(keyId: string, canary: Uint8Array): Promise<void>;
+}
+
+export interface AgentStore {
+  create(agent: AgentRecord, audit: AuditRecord[]): Promise<void>;
+  get(id: string): Promise<AgentRecord | null>;
+  /** The agent whose current key has this SHA-256 hash. */
+  getByKeyHash(keyHash: Uint8Array): Promise<AgentRecord | null>;
+  /** Oldest first. */
+  list(): Promise<AgentRecord[]>;
+  /**
+   * Applies the changes; bumps the credential generation when `isActive` changes, so tokens
+   * issued before a deactivation never work again. Null if there is no such agent.
+   */
+  update(id: string, changes: AgentChanges, audit: AuditRecord[]): Promise<AgentRecord | null>;
+  /** Replaces the key hash and bumps the credential generation. Null if there is no such agent. */
+  rotateKey(id: string, keyHash: Uint8Array, audit: AuditRecord[]): Promise<AgentRecord | null>;
+  /** Removes the agent and every policy naming it. False if there was no such agent. */
+  delete(id: string, audit: AuditRecord[]): Promise<boolean>;
+  /** Records a successful authentication time (best effort, no audit). */
+  touch(id: string, at: Date): Promise<void>;
+}
+
+/**
+ * Policies per vault. Creating, updating or deleting a policy whose principal is an agent bumps
+ * that agent's credential generation in the same transaction.
+ */
+export interface PolicyStore {
+  create(policy: PolicyRecord, audit: AuditRecord[]): Promise<void>;
+  /** Oldest first. */
+  list(vaultId: string): Promise<PolicyRecord[]>;
+  /** The policies of one vault naming one principal. */
+  listFor(vaultId: string, principalId: string): Promise<PolicyRecord[]>;
+  update(vaultId: string, id: string, changes: PolicyChanges, audit: AuditRecord[]): Promise<PolicyRecord | null>;
+  delete(vaultId: string, id: string, audit: AuditRecord[]): Promise<boolean>;
+}
+
+/**
+ * The audit trail. Events are written unsealed with the change they record (no lock shared by
+ * every call); `seal` then links pending events into one HMAC chain in a short transaction of its
+ * own, so only sealers contend, and an edited or deleted sealed row breaks the chain.
+ */
+export interface AuditStore {
+  /** Newest first. */
+  list(filter: AuditFilter): Promise<StoredAuditEvent[]>;
+  /** Seals up to `max` pending events in commit order; returns how many it sealed. */
+  seal(link: ChainLinker, max: number): Promise<number>;
+  /** Sealed events with chainIndex > `after`, in chain order. */
+  readChain(after: number, limit: number): Promise<StoredAuditEvent[]>;
+  /** The last sealed link as the head row records it, or null for an empty chain. */
+  head(): Promise<ChainHead | null>;
 }

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditRecord, NewSecretVersion, Storage, VaultRecord } from '../../src/storage/storage.js';
+import type { AgentRecord, AuditRecord, NewSecretVersion, PolicyRecord, Storage, VaultRecord } from '../../src/storage/storage.js';
 
 /**
  * The storage contract: every Storage implementation must pass this suite unchanged (after
@@ -233,26 +233,197 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
       });
     });
 
+    const event = (action: string, extra: Partial<AuditRecord> = {}): AuditRecord => ({
+      id: randomUUID(),
+      action,
+      actorType: 'root',
+      actorId: 'root',
+      resourceType: 'secret',
+      resourceId: 'p',
+      vaultId: vault.id,
+      outcome: 'success',
+      details: { version: 1 },
+      requestId: 'req-1',
+      createdAt: new Date('2026-03-04T05:06:07.089Z'),
+      ...extra,
+    });
+
     describe('audit', () => {
-      const event = (action: string): AuditRecord => ({
-        id: randomUUID(),
-        action,
-        actorType: 'root',
-        actorId: 'root',
-        resourceType: 'secret',
-        resourceId: 'p',
-        vaultId: vault.id,
-        outcome: 'success',
-        details: { version: 1 },
-        requestId: 'req-1',
-        createdAt: new Date(),
+      it('writes the events given with each change, and lists them newest first with filters', async () => {
+        await storage.secrets.append(vault.id, 'p', () => fields('x'), (v) => [event('secret.write', { details: { version: v.version } })]);
+        await storage.secrets.setDisabled(vault.id, 'p', 1, true, [event('secret.disable', { actorId: 'agent-1', actorType: 'agent' })]);
+        await storage.appendAudit([event('secret.read', { resourceId: 'other', createdAt: new Date('2026-03-05T00:00:00Z') })]);
+        const all = await storage.audit.list({ limit: 10, offset: 0 });
+        expect(all.map((e) => e.action)).toEqual(['secret.read', 'secret.disable', 'secret.write']);
+        expect(all[2]).toMatchObject({ details: { version: 1 }, requestId: 'req-1', vaultId: vault.id, outcome: 'success', createdAt: new Date('2026-03-04T05:06:07.089Z') });
+        expect((await storage.audit.list({ action: 'secret.disable', limit: 10, offset: 0 })).map((e) => e.actorId)).toEqual(['agent-1']);
+        expect((await storage.audit.list({ actorId: 'agent-1', limit: 10, offset: 0 })).map((e) => e.action)).toEqual(['secret.disable']);
+        expect((await storage.audit.list({ resourceId: 'other', limit: 10, offset: 0 })).map((e) => e.action)).toEqual(['secret.read']);
+        expect((await storage.audit.list({ from: new Date('2026-03-05T00:00:00Z'), limit: 10, offset: 0 })).map((e) => e.action)).toEqual(['secret.read']);
+        expect((await storage.audit.list({ to: new Date('2026-03-05T00:00:00Z'), limit: 10, offset: 0 })).map((e) => e.action)).toEqual(['secret.disable', 'secret.write']);
+        expect((await storage.audit.list({ limit: 1, offset: 1 })).map((e) => e.action)).toEqual(['secret.disable']);
       });
 
-      it('accepts audit events with each change and on their own', async () => {
-        await storage.secrets.append(vault.id, 'p', () => fields('x'), (v) => [{ ...event('secret.write'), details: { version: v.version } }]);
-        await storage.secrets.setDisabled(vault.id, 'p', 1, true, [event('secret.disable')]);
-        await storage.appendAudit([event('secret.read')]);
-        await expect(storage.ping()).resolves.toBeUndefined();
+      it('writes no event when the change fails', async () => {
+        await expect(storage.secrets.append(vault.id, 'p', () => { throw new Error('no'); }, () => [event('secret.write')])).rejects.toThrow();
+        expect(await storage.audit.list({ limit: 10, offset: 0 })).toEqual([]);
+      });
+
+      it('seals pending events into one chain, in order, each linked to the previous hash', async () => {
+        await storage.appendAudit([event('a'), event('b')]);
+        expect(await storage.audit.head()).toBeNull();
+        const seen: Array<[string, string, number]> = [];
+        const link = (previous: string, e: AuditRecord, index: number) => {
+          seen.push([previous, e.action, index]);
+          return { hash: `h${index}`, keyId: 'k1' };
+        };
+        expect(await storage.audit.seal(link, 100)).toBe(2);
+        await storage.appendAudit([event('c')]);
+        expect(await storage.audit.seal(link, 100)).toBe(1);
+        expect(await storage.audit.seal(link, 100)).toBe(0);
+        expect(seen).toEqual([['', 'a', 1], ['h1', 'b', 2], ['h2', 'c', 3]]);
+        const chain = await storage.audit.readChain(0, 10);
+        expect(chain.map((e) => [e.action, e.chainIndex, e.hash, e.keyId])).toEqual([['a', 1, 'h1', 'k1'], ['b', 2, 'h2', 'k1'], ['c', 3, 'h3', 'k1']]);
+        expect((await storage.audit.readChain(2, 10)).map((e) => e.action)).toEqual(['c']);
+        expect(await storage.audit.head()).toEqual({ chainIndex: 3, hash: 'h3', eventId: chain[2]!.id });
+        const listed = await storage.audit.list({ limit: 10, offset: 0 });
+        expect(listed[0]).toMatchObject({ action: 'c', chainIndex: 3, hash: 'h3' });
+      });
+
+      it('seals at most the given number of events per call', async () => {
+        await storage.appendAudit([event('a'), event('b'), event('c')]);
+        const link = (_p: string, _e: AuditRecord, i: number) => ({ hash: `h${i}`, keyId: 'k' });
+        expect(await storage.audit.seal(link, 2)).toBe(2);
+        expect(await storage.audit.seal(link, 2)).toBe(1);
+      });
+
+      it('gives concurrent sealers one gapless chain', async () => {
+        await storage.appendAudit(Array.from({ length: 30 }, (_, i) => event(`e${i}`)));
+        const link = (previous: string, e: AuditRecord, i: number) => ({ hash: `${i}:${e.action}<-${previous.split(':')[0]}`, keyId: 'k' });
+        await Promise.all(Array.from({ length: 4 }, () => storage.audit.seal(link, 10)));
+        while ((await storage.audit.seal(link, 10)) > 0);
+        const chain = await storage.audit.readChain(0, 100);
+        expect(chain.map((e) => e.chainIndex)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+        chain.forEach((e, i) => expect(e.hash).toBe(`${i + 1}:${e.action}<-${i === 0 ? '' : i}`));
+      });
+    });
+
+    describe('agents', () => {
+      const agent = (extra: Partial<AgentRecord> = {}): AgentRecord => ({
+        id: randomUUID(),
+        name: 'ci-bot',
+        description: 'builds',
+        scopes: ['ci', 'deploy'],
+        isActive: true,
+        tokenTtlSeconds: 900,
+        createdBy: 'root',
+        createdAt: new Date('2026-01-01T00:00:00.123Z'),
+        expiresAt: new Date('2027-01-01T00:00:00Z'),
+        lastActiveAt: null,
+        keyHash: Uint8Array.from(randomBytes(32)),
+        credentialGeneration: 1,
+        ...extra,
+      });
+
+      it('creates, finds by id and by key hash, lists oldest first', async () => {
+        const first = agent();
+        const second = agent({ createdAt: new Date('2026-01-02T00:00:00Z'), expiresAt: null, scopes: [] });
+        await storage.agents.create(first, [event('agent.create')]);
+        await storage.agents.create(second, []);
+        expect(await storage.agents.get(first.id)).toEqual(first);
+        expect(await storage.agents.getByKeyHash(second.keyHash)).toEqual(second);
+        expect(await storage.agents.getByKeyHash(new Uint8Array(32))).toBeNull();
+        expect(await storage.agents.get(randomUUID())).toBeNull();
+        expect((await storage.agents.list()).map((a) => a.id)).toEqual([first.id, second.id]);
+      });
+
+      it('updates only the given fields and bumps the generation when activation changes', async () => {
+        const a = agent();
+        await storage.agents.create(a, []);
+        const renamed = await storage.agents.update(a.id, { name: 'renamed', tokenTtlSeconds: 60 }, []);
+        expect(renamed).toMatchObject({ name: 'renamed', description: 'builds', tokenTtlSeconds: 60, isActive: true, credentialGeneration: 1 });
+        const off = await storage.agents.update(a.id, { isActive: false }, []);
+        expect(off).toMatchObject({ isActive: false, credentialGeneration: 2 });
+        expect(await storage.agents.update(randomUUID(), { name: 'x' }, [])).toBeNull();
+      });
+
+      it('rotates the key: the old hash no longer finds the agent and the generation moves on', async () => {
+        const a = agent();
+        await storage.agents.create(a, []);
+        const newHash = Uint8Array.from(randomBytes(32));
+        expect(await storage.agents.rotateKey(a.id, newHash, [])).toMatchObject({ credentialGeneration: 2 });
+        expect(await storage.agents.getByKeyHash(a.keyHash)).toBeNull();
+        expect((await storage.agents.getByKeyHash(newHash))?.id).toBe(a.id);
+        expect(await storage.agents.rotateKey(randomUUID(), newHash, [])).toBeNull();
+      });
+
+      it('records the last activity and deletes an agent with its policies', async () => {
+        const a = agent();
+        await storage.agents.create(a, []);
+        await storage.agents.touch(a.id, new Date('2026-02-02T02:02:02.222Z'));
+        expect((await storage.agents.get(a.id))?.lastActiveAt).toEqual(new Date('2026-02-02T02:02:02.222Z'));
+        await storage.policies.create(policy({ principalId: a.id }), []);
+        expect(await storage.agents.delete(a.id, [])).toBe(true);
+        expect(await storage.agents.get(a.id)).toBeNull();
+        expect(await storage.policies.listFor(vault.id, a.id)).toEqual([]);
+        expect(await storage.agents.delete(a.id, [])).toBe(false);
+      });
+
+      const policy = (extra: Partial<PolicyRecord> = {}): PolicyRecord => ({
+        id: randomUUID(),
+        vaultId: vault.id,
+        secretPathPattern: 'api-keys/**',
+        principalType: 'agent',
+        principalId: randomUUID(),
+        permissions: ['read', 'rotate'],
+        conditions: { ip: ['10.0.0.0/8'] },
+        expiresAt: null,
+        createdBy: 'root',
+        createdByType: 'root',
+        createdAt: new Date('2026-01-01T00:00:00Z'),
+        effect: 'allow',
+        priority: 0,
+        ...extra,
+      });
+
+      describe('policies', () => {
+        it('creates, lists per vault and per principal, updates and deletes', async () => {
+          const a = agent();
+          await storage.agents.create(a, []);
+          const p1 = policy({ principalId: a.id });
+          const p2 = policy({ createdAt: new Date('2026-01-02T00:00:00Z'), effect: 'deny', priority: 5, expiresAt: new Date('2030-01-01T00:00:00Z'), conditions: null });
+          await storage.policies.create(p1, [event('policy.create')]);
+          await storage.policies.create(p2, []);
+          expect(await storage.policies.list(vault.id)).toEqual([p1, p2]);
+          expect(await storage.policies.listFor(vault.id, a.id)).toEqual([p1]);
+          const other = newVault('other');
+          await storage.vaults.create(other, []);
+          expect(await storage.policies.list(other.id)).toEqual([]);
+          const updated = await storage.policies.update(vault.id, p1.id, { permissions: ['write'], priority: 3 }, []);
+          expect(updated).toEqual({ ...p1, permissions: ['write'], priority: 3 });
+          expect(await storage.policies.update(other.id, p1.id, { priority: 1 }, [])).toBeNull();
+          expect(await storage.policies.delete(other.id, p1.id, [])).toBe(false);
+          expect(await storage.policies.delete(vault.id, p1.id, [])).toBe(true);
+          expect(await storage.policies.list(vault.id)).toEqual([p2]);
+        });
+
+        it('bumps the named agent\'s credential generation on every policy change', async () => {
+          const a = agent();
+          await storage.agents.create(a, []);
+          const p = policy({ principalId: a.id });
+          await storage.policies.create(p, []);
+          expect((await storage.agents.get(a.id))?.credentialGeneration).toBe(2);
+          await storage.policies.update(vault.id, p.id, { priority: 1 }, []);
+          expect((await storage.agents.get(a.id))?.credentialGeneration).toBe(3);
+          await storage.policies.delete(vault.id, p.id, []);
+          expect((await storage.agents.get(a.id))?.credentialGeneration).toBe(4);
+        });
+
+        it('removes a vault\'s policies with the vault', async () => {
+          await storage.policies.create(policy(), []);
+          await storage.vaults.delete(vault.id, []);
+          expect(await storage.policies.list(vault.id)).toEqual([]);
+        });
       });
     });
   });

@@ -209,13 +209,13 @@ describe('secret service', () => {
     await secrets.get(root, vaultId, 'p');
     await secrets.setDisabled(root, vaultId, 'p', 1, true);
     await secrets.delete(root, vaultId, 'p');
-    const actions = storage.auditEvents.filter((e) => e.resourceType === 'secret').map((e) => [e.action, e.resourceId, e.details]);
+    const actions = storage.auditRows.filter((e) => e.resourceType === 'secret').map((e) => [e.action, e.resourceId, e.details]);
     expect(actions).toEqual([
       ['secret.write', 'p', { version: 1 }],
       ['secret.read', 'p', { version: 1 }],
       ['secret.disable', 'p', { version: 1 }],
       ['secret.delete', 'p', null],
     ]);
-    expect(JSON.stringify(storage.auditEvents)).not.toContain('audit-canary-value');
+    expect(JSON.stringify(storage.auditRows)).not.toContain('audit-canary-value');
   });
 });

@@ -7,6 +7,8 @@ import type {
   VaultStore,
 } from '../storage.js';
 import { compareBytes } from '../path-order.js';
+import { createMemoryAuditStore } from './memory-audit-store.js';
+import { createMemoryIdentityStores } from './memory-identity-stores.js';
 
 /** Per-path state: the version counter survives deletes so numbers are never reused. */
 interface PathState {
@@ -20,10 +22,12 @@ interface PathState {
  * atomic as long as it does not await between reading and writing, which none of them do.
  * Records are copied in and out so callers can never mutate stored state.
  */
-export function createMemoryStorage(): Storage & { readonly auditEvents: readonly AuditRecord[] } {
+export function createMemoryStorage() {
   const vaults = new Map<string, VaultRecord>();
   const paths = new Map<string, Map<string, PathState>>();
-  const auditEvents: AuditRecord[] = [];
+  const audit = createMemoryAuditStore();
+  const record = (events: AuditRecord[]) => audit.record(events);
+  const identity = createMemoryIdentityStores(record);
 
   const pathsOf = (vaultId: string) => {
     let byPath = paths.get(vaultId);
@@ -32,7 +36,6 @@ export function createMemoryStorage(): Storage & { readonly auditEvents: readonl
   };
   const live = (state: PathState) => state.versions.filter((v) => !v.deleted);
   const copy = (v: SecretVersionRecord): SecretVersionRecord => structuredClone(v);
-  const record = (events: AuditRecord[]) => auditEvents.push(...events.map((e) => structuredClone(e)));
 
   const vaultStore: VaultStore = {
     async create(vault, audit) {
@@ -52,6 +55,7 @@ export function createMemoryStorage(): Storage & { readonly auditEvents: readonl
     async delete(id, audit) {
       if (!vaults.delete(id)) return false;
       paths.delete(id);
+      identity.deleteVaultPolicies(id);
       record(audit);
       return true;
     },
@@ -142,9 +146,14 @@ export function createMemoryStorage(): Storage & { readonly auditEvents: readonl
 
   const canaries = new Map<string, Uint8Array>();
 
-  return {
+  const storage = {
     vaults: vaultStore,
     secrets: secretStore,
+    agents: identity.agents,
+    policies: identity.policies,
+    audit: audit.store,
+    /** The raw audit rows, for tests that tamper with them. */
+    auditRows: audit.rows,
     keyCanaries: {
       async list() {
         return [...canaries].map(([keyId, canary]) => ({ keyId, canary: Uint8Array.from(canary) }));
@@ -153,11 +162,11 @@ export function createMemoryStorage(): Storage & { readonly auditEvents: readonl
         if (!canaries.has(keyId)) canaries.set(keyId, Uint8Array.from(canary));
       },
     },
-    auditEvents,
     async appendAudit(events) {
       record(events);
     },
     async ping() {},
     async close() {},
-  };
+  } satisfies Storage & { auditRows: unknown };
+  return storage;
 }

@@ -1,0 +1,57 @@
+import type { AuditRecord, AuditStore, ChainHead, StoredAuditEvent } from '../storage.js';
+
+/** The in-memory audit trail; `record` is what every store calls with a change's events. */
+export function createMemoryAuditStore() {
+  const events: StoredAuditEvent[] = [];
+  let head: ChainHead | null = null;
+  const copy = (e: StoredAuditEvent): StoredAuditEvent => structuredClone(e);
+
+  const store: AuditStore = {
+    async list(filter) {
+      return events
+        .filter(
+          (e) =>
+            (!filter.action || e.action === filter.action) &&
+            (!filter.actorId || e.actorId === filter.actorId) &&
+            (!filter.resourceId || e.resourceId === filter.resourceId) &&
+            (!filter.from || e.createdAt.getTime() >= filter.from.getTime()) &&
+            (!filter.to || e.createdAt.getTime() < filter.to.getTime()),
+        )
+        .reverse()
+        .slice(filter.offset, filter.offset + filter.limit)
+        .map(copy);
+    },
+    async seal(link, max) {
+      let sealed = 0;
+      for (const event of events) {
+        if (sealed === max) break;
+        if (event.chainIndex !== null) continue;
+        const chainIndex = (head?.chainIndex ?? 0) + 1;
+        const { hash, keyId } = link(head?.hash ?? '', event, chainIndex);
+        Object.assign(event, { chainIndex, hash, keyId });
+        head = { chainIndex, hash, eventId: event.id };
+        sealed++;
+      }
+      return sealed;
+    },
+    async readChain(after, limit) {
+      return events
+        .filter((e) => e.chainIndex !== null && e.chainIndex > after)
+        .sort((a, b) => a.chainIndex! - b.chainIndex!)
+        .slice(0, limit)
+        .map(copy);
+    },
+    async head() {
+      return head && { ...head };
+    },
+  };
+
+  return {
+    store,
+    /** The raw rows, for tests that tamper with them as an attacker with database access would. */
+    rows: events,
+    record(records: AuditRecord[]) {
+      for (const r of records) events.push({ ...structuredClone(r), chainIndex: null, hash: null, keyId: null });
+    },
+  };
+}

@@ -1,0 +1,107 @@
+import type { AgentRecord, AgentStore, AuditRecord, PolicyRecord, PolicyStore } from '../storage.js';
+
+/** Agents and policies in memory; they share state because policy changes bump agent generations. */
+export function createMemoryIdentityStores(record: (events: AuditRecord[]) => void) {
+  const agents = new Map<string, AgentRecord>();
+  const policies = new Map<string, PolicyRecord>();
+  const copyAgent = (a: AgentRecord): AgentRecord => structuredClone(a);
+  const bump = (principalId: string) => {
+    const agent = agents.get(principalId);
+    if (agent) agent.credentialGeneration += 1;
+  };
+
+  const agentStore: AgentStore = {
+    async create(agent, audit) {
+      if (agents.has(agent.id)) throw new Error(`agent ${agent.id} already exists`);
+      agents.set(agent.id, copyAgent(agent));
+      record(audit);
+    },
+    async get(id) {
+      const agent = agents.get(id);
+      return agent ? copyAgent(agent) : null;
+    },
+    async getByKeyHash(keyHash) {
+      const wanted = Buffer.from(keyHash);
+      const agent = [...agents.values()].find((a) => wanted.equals(Buffer.from(a.keyHash)));
+      return agent ? copyAgent(agent) : null;
+    },
+    async list() {
+      return [...agents.values()].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)).map(copyAgent);
+    },
+    async update(id, changes, audit) {
+      const agent = agents.get(id);
+      if (!agent) return null;
+      const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+      if (changes.isActive !== undefined && changes.isActive !== agent.isActive) agent.credentialGeneration += 1;
+      Object.assign(agent, defined);
+      record(audit);
+      return copyAgent(agent);
+    },
+    async rotateKey(id, keyHash, audit) {
+      const agent = agents.get(id);
+      if (!agent) return null;
+      agent.keyHash = Uint8Array.from(keyHash);
+      agent.credentialGeneration += 1;
+      record(audit);
+      return copyAgent(agent);
+    },
+    async delete(id, audit) {
+      if (!agents.delete(id)) return false;
+      for (const [policyId, policy] of policies) if (policy.principalId === id) policies.delete(policyId);
+      record(audit);
+      return true;
+    },
+    async touch(id, at) {
+      const agent = agents.get(id);
+      if (agent) agent.lastActiveAt = at;
+    },
+  };
+
+  const inVault = (vaultId: string) =>
+    [...policies.values()]
+      .filter((p) => p.vaultId === vaultId)
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id))
+      .map((p) => structuredClone(p));
+
+  const policyStore: PolicyStore = {
+    async create(policy, audit) {
+      policies.set(policy.id, structuredClone(policy));
+      bump(policy.principalId);
+      record(audit);
+    },
+    async list(vaultId) {
+      return inVault(vaultId);
+    },
+    async listFor(vaultId, principalId) {
+      return inVault(vaultId).filter((p) => p.principalId === principalId);
+    },
+    async update(vaultId, id, changes, audit) {
+      const policy = policies.get(id);
+      if (!policy || policy.vaultId !== vaultId) return null;
+      Object.assign(policy, Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)));
+      bump(policy.principalId);
+      record(audit);
+      return structuredClone(policy);
+    },
+    async delete(vaultId, id, audit) {
+      const policy = policies.get(id);
+      if (!policy || policy.vaultId !== vaultId) return false;
+      policies.delete(id);
+      bump(policy.principalId);
+      record(audit);
+      return true;
+    },
+  };
+
+  /** Drops a deleted vault's policies. */
+  const deleteVaultPolicies = (vaultId: string) => {
+    for (const [id, policy] of policies) {
+      if (policy.vaultId === vaultId) {
+        policies.delete(id);
+        bump(policy.principalId);
+      }
+    }
+  };
+
+  return { agents: agentStore, policies: policyStore, deleteVaultPolicies };
+}
