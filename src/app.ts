@@ -1,17 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import { createRootOnlyAccessControl } from './auth/access-control.js';
-import { createRootTokenAuthenticator } from './auth/authenticator.js';
+import { createPolicyAccessControl } from './auth/access-control.js';
+import { createAgentTokens } from './auth/agent-token.js';
+import { createCredentialAuthenticator } from './auth/credential-authenticator.js';
 import type { Config } from './config.js';
+import { createHttpGateway } from './gateway/http-server.js';
 import { createBarrier } from './crypto/barrier.js';
 import { checkKeysAgainstStorage } from './crypto/key-check.js';
 import { createKeyring } from './crypto/keyring.js';
+import { createAgentService } from './domain/agent-service.js';
+import { createAuditChain } from './domain/audit-chain.js';
+import { createAuditService } from './domain/audit-service.js';
+import { createPolicyService } from './domain/policy-service.js';
 import { createSecretService } from './domain/secret-service.js';
+import { createTokenExchange } from './domain/token-exchange.js';
 import { createVaultService } from './domain/vault-service.js';
 import type { Logger } from './logger.js';
 import type { ApiMethod } from './rpc/api-method.js';
 import { loadDescriptorSetBytes } from './rpc/descriptors.js';
 import { createGrpcServer } from './rpc/grpc-server.js';
 import { createInvoker } from './rpc/invoker.js';
+import { agentServiceMethods, authServiceMethods } from './rpc/services/agent-handlers.js';
+import { auditServiceMethods } from './rpc/services/audit-handlers.js';
+import { policyServiceMethods } from './rpc/services/policy-handlers.js';
 import { secretServiceMethods } from './rpc/services/secret-handlers.js';
 import { systemServiceMethods } from './rpc/services/system-handlers.js';
 import { vaultServiceMethods } from './rpc/services/vault-handlers.js';
@@ -21,6 +31,8 @@ import { VERSION } from './version.js';
 
 export interface App {
   readonly grpcPort: number;
+  /** The HTTP/JSON gateway's port (the REST paths of the google.api.http annotations). */
+  readonly httpPort: number;
   /** The root token in force (generated in dev mode when none was configured). */
   readonly rootToken: string;
   /** True when running on in-memory storage. */
@@ -41,27 +53,47 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
 
     const rootToken = config.rootToken ?? randomBytes(24).toString('base64url');
     const now = () => new Date();
-    const access = createRootOnlyAccessControl();
+    const appendAudit = storage.appendAudit.bind(storage);
+    const access = createPolicyAccessControl({ policies: storage.policies, appendAudit, now });
+    const tokens = createAgentTokens(keyring);
     const vaults = createVaultService({ storage, access, now });
     const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes });
+    const audit = createAuditService({ storage, access, chain: createAuditChain(keyring) });
 
     const methods = [
       ...vaultServiceMethods(vaults),
       ...secretServiceMethods(secrets),
+      ...agentServiceMethods(createAgentService({ storage, access, now })),
+      ...authServiceMethods(createTokenExchange({ storage, tokens, now })),
+      ...policyServiceMethods(createPolicyService({ storage, access, vaults, now })),
+      ...auditServiceMethods(audit),
       ...systemServiceMethods({ storage, version: VERSION }),
     ];
-    const invoke = createInvoker({ authenticator: createRootTokenAuthenticator(rootToken), logger });
-    const grpc = createGrpcServer({ methods, invoke, descriptorSet: loadDescriptorSetBytes() });
+    const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, appendAudit, now });
+    const invoke = createInvoker({ authenticator, logger });
+    const sealer = startAuditSealer(audit.sealPending, logger);
+    const descriptorSet = loadDescriptorSetBytes();
+    const grpc = createGrpcServer({ methods, invoke, descriptorSet });
+    const http = createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes: config.maxRequestBytes, logger });
     const grpcPort = await grpc.listen(config.host, config.grpcPort);
+    let httpPort: number;
+    try {
+      httpPort = await http.listen(config.host, config.httpPort);
+    } catch (error) {
+      await grpc.shutdown(0);
+      throw error;
+    }
 
     return {
       grpcPort,
+      httpPort,
       rootToken,
       devMode,
       methods,
       async stop() {
         grpc.health.setStatus('', 'NOT_SERVING');
-        await grpc.shutdown(config.shutdownGraceMs);
+        await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);
+        await sealer.stop();
         await storage.close();
       },
     };
@@ -76,4 +108,23 @@ async function openStorage(config: Config, logger: Logger): Promise<Storage> {
   // Loaded only when configured, so dev mode does not need the MySQL driver to initialise.
   const { createMysqlStorage } = await import('./storage/mysql/mysql-store.js');
   return createMysqlStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger });
+}
+
+/** Links pending audit events into the chain every half second; a run never overlaps another. */
+function startAuditSealer(sealPending: () => Promise<number>, logger: Logger) {
+  let running: Promise<void> | undefined;
+  const run = () =>
+    (running ??= sealPending()
+      .then(() => undefined)
+      .catch((error: unknown) => logger.warn({ err: error }, 'audit sealing failed; will retry'))
+      .finally(() => (running = undefined)));
+  const timer = setInterval(run, 500);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await run();
+    },
+  };
 }

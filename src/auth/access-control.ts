@@ -1,5 +1,8 @@
+import { auditEvent } from '../domain/audit-event.js';
 import { permissionDenied } from '../domain/errors.js';
 import type { CallContext } from '../domain/principal.js';
+import type { PolicyStore, Storage } from '../storage/storage.js';
+import { isAllowed } from './policy-evaluation.js';
 
 /** What a secret call does; each accepts the permissions listed in ACCEPTED_PERMISSIONS. */
 export type SecretAction = 'read' | 'write' | 'rotate' | 'delete';
@@ -24,18 +27,46 @@ export interface AccessControl {
   requireOperator(context: CallContext, what: string): void;
 }
 
-/** Root may do everything; every other principal is refused. */
-export function createRootOnlyAccessControl(): AccessControl {
+/**
+ * Root may do everything; an agent may do what its policies in the vault allow (see
+ * policy-evaluation.ts), read fresh from storage on every call so a policy change applies at
+ * once on every instance. Refusals are audited.
+ */
+export function createPolicyAccessControl({
+  policies,
+  appendAudit,
+  now,
+}: {
+  policies: Pick<PolicyStore, 'listFor'>;
+  appendAudit: Storage['appendAudit'];
+  now: () => Date;
+}): AccessControl {
   const requireRoot = (context: CallContext, what: string) => {
     if (context.principal.type !== 'root') throw permissionDenied(`only an operator may ${what}`);
   };
+
   return {
-    async requireSecretAccess(context, _vaultId, action) {
-      requireRoot(context, `${action} secrets`);
+    async requireSecretAccess(context, vaultId, action, path) {
+      if (context.principal.type === 'root') return;
+      const at = now();
+      const granted =
+        context.principal.type === 'agent' && isAllowed(await policies.listFor(vaultId, context.principal.id), action, path, at);
+      if (granted) return;
+      await appendAudit([
+        auditEvent(context, at, { action: `secret.${action}`, resourceType: 'secret', resourceId: path, vaultId, outcome: 'denied' }),
+      ]);
+      // The same answer whether or not the path exists: no existence oracle.
+      throw permissionDenied(`${context.principal.type} ${context.principal.id || '(anonymous)'} may not ${action} secret ${JSON.stringify(path)} in vault ${vaultId}`);
     },
-    async readablePaths(context) {
-      return () => context.principal.type === 'root';
+
+    async readablePaths(context, vaultId) {
+      if (context.principal.type === 'root') return () => true;
+      const own = context.principal.type === 'agent' ? await policies.listFor(vaultId, context.principal.id) : [];
+      if (own.length === 0) throw permissionDenied(`${context.principal.type} ${context.principal.id} has no access to vault ${vaultId}`);
+      const at = now();
+      return (path) => isAllowed(own, 'read', path, at);
     },
+
     requireOperator: requireRoot,
   };
 }

@@ -1,11 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { unauthenticated } from '../domain/errors.js';
-import { ROOT, type Principal } from '../domain/principal.js';
+import type { Principal } from '../domain/principal.js';
 
 /** Turns the credential a call carries into a Principal, or refuses with UNAUTHENTICATED. */
 export interface Authenticator {
   /** `authorization` is the raw header / metadata value, e.g. `Bearer abc`. */
-  authenticate(authorization: string | undefined): Promise<Principal>;
+  authenticate(authorization: string | undefined, requestId: string): Promise<Principal>;
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -22,15 +22,4 @@ export function bearerToken(authorization: string | undefined): string {
 export function secretsEqual(a: string, b: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
   return timingSafeEqual(digest(a), digest(b));
-}
-
-/** Accepts only the operator's root token. Agent credentials are layered on by the agent module. */
-export function createRootTokenAuthenticator(rootToken: string): Authenticator {
-  return {
-    async authenticate(authorization) {
-      const token = bearerToken(authorization);
-      if (!secretsEqual(token, rootToken)) throw unauthenticated('invalid credentials');
-      return ROOT;
-    },
-  };
 }

@@ -30,7 +30,7 @@ export function createInvoker({ authenticator, logger }: { authenticator: Authen
     let context: CallContext = { principal: ANONYMOUS, requestId };
     let code = status.OK;
     try {
-      if (method.requiresAuth) context = { principal: await authenticator.authenticate(meta.authorization), requestId };
+      if (method.requiresAuth) context = { principal: await authenticator.authenticate(meta.authorization, requestId), requestId };
       const response = await method.handle(context, request);
       return { response, requestId };
     } catch (error) {

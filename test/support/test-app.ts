@@ -1,4 +1,4 @@
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
 import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
@@ -70,14 +70,17 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   };
 }
 
-/** Calls a unary method of a generated grpc-js client as a promise. */
-export function unary<Req, Res>(
-  client: Client,
-  method: (request: Req, metadata: Metadata, callback: (error: ServiceError | null, response: Res) => void) => unknown,
+/** The last overload ts-proto generates for a unary client method: (request, metadata, options, callback). */
+type UnaryMethod<Req, Res> = (
   request: Req,
-  metadata: Metadata = new Metadata(),
-): Promise<Res> {
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
+
+/** Calls a unary method of a generated grpc-js client as a promise. */
+export function unary<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata = new Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method.call(client, request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
+    method.call(client, request, metadata, {}, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createRootOnlyAccessControl } from '../../src/auth/access-control.js';
+import { createPolicyAccessControl } from '../../src/auth/access-control.js';
 import { createBarrier } from '../../src/crypto/barrier.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { CHARSETS } from '../../src/crypto/random-string.js';
@@ -38,8 +38,8 @@ describe('secret service', () => {
   beforeEach(async () => {
     clock = new Date('2026-06-01T00:00:00Z');
     storage = createMemoryStorage();
-    const access = createRootOnlyAccessControl();
     const now = () => new Date(clock);
+    const access = createPolicyAccessControl({ policies: storage.policies, appendAudit: storage.appendAudit, now });
     const vaults = createVaultService({ storage, access, now });
     const barrier = createBarrier(createKeyring(new Uint8Array(randomBytes(32))));
     secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: 1024 });
@@ -197,7 +197,7 @@ describe('secret service', () => {
     await failsWith(secrets.list(root, missing, ''), 'not_found');
   });
 
-  it('refuses callers other than root for now', async () => {
+  it('refuses an agent without a policy, whether or not the path exists', async () => {
     const agent: CallContext = { principal: { type: 'agent', id: 'a' }, requestId: 't' };
     await put('p', 'x');
     await failsWith(secrets.get(agent, vaultId, 'p'), 'permission_denied');

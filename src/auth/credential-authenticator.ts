@@ -1,0 +1,89 @@
+import { auditEvent } from '../domain/audit-event.js';
+import { unauthenticated, VaultError } from '../domain/errors.js';
+import { ANONYMOUS, ROOT, type Principal } from '../domain/principal.js';
+import type { AgentRecord, AgentStore, Storage } from '../storage/storage.js';
+import type { AgentTokens } from './agent-token.js';
+import { hashApiKey, looksLikeApiKey } from './api-key.js';
+import { bearerToken, secretsEqual, type Authenticator } from './authenticator.js';
+
+/** How long an instance may trust an agent record it read: revocations apply within this. */
+export const AGENT_CACHE_MS = 1000;
+/** last_active_at is written at most this often per agent and instance. */
+const TOUCH_EVERY_MS = 60_000;
+
+export interface CredentialAuthenticatorDeps {
+  rootToken: string;
+  agents: Pick<AgentStore, 'get' | 'getByKeyHash' | 'touch'>;
+  tokens: AgentTokens;
+  appendAudit: Storage['appendAudit'];
+  now: () => Date;
+}
+
+/** Whether an agent may authenticate at all right now. */
+export function agentCanAuthenticate(agent: AgentRecord, at: Date): boolean {
+  return agent.isActive && (!agent.expiresAt || agent.expiresAt.getTime() > at.getTime());
+}
+
+/**
+ * Accepts the root token, an agent's raw `ocv_` API key, or an agent token. Every failure is the
+ * same UNAUTHENTICATED answer (no hint whether the agent exists) and leaves an audit event; the
+ * credential itself is never logged or recorded.
+ */
+export function createCredentialAuthenticator({ rootToken, agents, tokens, appendAudit, now }: CredentialAuthenticatorDeps): Authenticator {
+  const byId = new Map<string, { agent: AgentRecord | null; until: number }>();
+  const byKey = new Map<string, { agent: AgentRecord | null; until: number }>();
+  const touched = new Map<string, number>();
+
+  async function cached(cache: typeof byId, key: string, load: () => Promise<AgentRecord | null>) {
+    const at = Date.now();
+    const hit = cache.get(key);
+    if (hit && hit.until > at) return hit.agent;
+    const agent = await load();
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, { agent, until: at + AGENT_CACHE_MS });
+    return agent;
+  }
+
+  async function resolve(credential: string, at: Date): Promise<Principal | null> {
+    if (secretsEqual(credential, rootToken)) return ROOT;
+    let agent: AgentRecord | null;
+    if (looksLikeApiKey(credential)) {
+      const hash = hashApiKey(credential);
+      agent = await cached(byKey, Buffer.from(hash).toString('hex'), () => agents.getByKeyHash(hash));
+    } else {
+      const claims = tokens.verify(credential, Math.floor(at.getTime() / 1000));
+      if (!claims) return null;
+      agent = await cached(byId, claims.sub, () => agents.get(claims.sub));
+      if (agent && agent.credentialGeneration !== claims.gen) return null;
+    }
+    if (!agent || !agentCanAuthenticate(agent, at)) return null;
+    touch(agent.id, at);
+    return { type: 'agent', id: agent.id };
+  }
+
+  function touch(agentId: string, at: Date) {
+    const last = touched.get(agentId) ?? 0;
+    if (at.getTime() - last < TOUCH_EVERY_MS) return;
+    touched.set(agentId, at.getTime());
+    agents.touch(agentId, at).catch(() => touched.delete(agentId));
+  }
+
+  return {
+    async authenticate(authorization, requestId) {
+      const at = now();
+      let principal: Principal | null = null;
+      let failure = unauthenticated('invalid credentials');
+      try {
+        principal = await resolve(bearerToken(authorization), at);
+      } catch (error) {
+        if (!(error instanceof VaultError) || error.code !== 'unauthenticated') throw error;
+        failure = error;
+      }
+      if (principal) return principal;
+      await appendAudit([
+        auditEvent({ principal: ANONYMOUS, requestId }, at, { action: 'auth.failed', resourceType: 'token', resourceId: '', outcome: 'failure' }),
+      ]);
+      throw failure;
+    },
+  };
+}

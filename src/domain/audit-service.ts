@@ -1,0 +1,95 @@
+import type { AccessControl } from '../auth/access-control.js';
+import type { Storage, StoredAuditEvent } from '../storage/storage.js';
+import { AUDIT_SCHEME, type AuditChain } from './audit-chain.js';
+import type { CallContext } from './principal.js';
+import { requireIntRange } from './validation.js';
+
+export interface AuditQuery {
+  action: string;
+  actorId: string;
+  resourceId: string;
+  from: Date | undefined;
+  to: Date | undefined;
+  limit: number;
+  offset: number;
+}
+
+export interface ChainVerification {
+  chainValid: boolean;
+  eventsVerified: number;
+  eventsChecked: number;
+  brokenAtEventId: string | undefined;
+  scheme: typeof AUDIT_SCHEME;
+}
+
+const SEAL_BATCH = 500;
+const VERIFY_BATCH = 1000;
+
+/** Reads and verifies the audit trail, and seals pending events into the chain. */
+export function createAuditService({ storage, access, chain }: { storage: Pick<Storage, 'audit'>; access: AccessControl; chain: AuditChain }) {
+  /** Links every pending event; each instance calls this periodically and before reads. */
+  async function sealPending(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const sealed = await storage.audit.seal(chain.link, SEAL_BATCH);
+      total += sealed;
+      if (sealed < SEAL_BATCH) return total;
+    }
+  }
+
+  return {
+    sealPending,
+
+    async list(context: CallContext, query: AuditQuery): Promise<StoredAuditEvent[]> {
+      access.requireOperator(context, 'read the audit trail');
+      await sealPending();
+      return storage.audit.list({
+        action: query.action || undefined,
+        actorId: query.actorId || undefined,
+        resourceId: query.resourceId || undefined,
+        from: query.from,
+        to: query.to,
+        limit: query.limit === 0 ? 100 : requireIntRange('limit', query.limit, 1, 1000),
+        offset: requireIntRange('offset', query.offset, 0, 1_000_000_000),
+      });
+    },
+
+    /**
+     * Walks the chain from the start: each event must link to the one before it with the right
+     * index and hash, and the last must be the head. Stops at the first break.
+     */
+    async verify(context: CallContext): Promise<ChainVerification> {
+      access.requireOperator(context, 'verify the audit trail');
+      await sealPending();
+      const result = (eventsVerified: number, eventsChecked: number, brokenAtEventId?: string): ChainVerification => ({
+        chainValid: brokenAtEventId === undefined,
+        eventsVerified,
+        eventsChecked,
+        brokenAtEventId,
+        scheme: AUDIT_SCHEME,
+      });
+      const head = await storage.audit.head();
+      let previousHash = '';
+      let expectedIndex = 1;
+      let lastId: string | undefined;
+      for (;;) {
+        const batch = await storage.audit.readChain(expectedIndex - 1, VERIFY_BATCH);
+        for (const event of batch) {
+          const intact = event.chainIndex === expectedIndex && event.hash !== null && event.keyId !== null && chain.verifies(previousHash, event, expectedIndex, event.keyId, event.hash);
+          if (!intact) return result(expectedIndex - 1, expectedIndex, event.id);
+          previousHash = event.hash!;
+          lastId = event.id;
+          expectedIndex++;
+        }
+        if (batch.length < VERIFY_BATCH) break;
+      }
+      const checked = expectedIndex - 1;
+      // Rows cut from the end leave a head pointing past the last event.
+      if (head && (head.chainIndex !== checked || head.hash !== previousHash)) return result(checked, checked, head.eventId);
+      if (!head && checked > 0) return result(checked, checked, lastId);
+      return result(checked, checked);
+    },
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;

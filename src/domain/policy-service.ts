@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import type { AccessControl } from '../auth/access-control.js';
+import { isValidGlob } from '../auth/path-glob.js';
+import type { PolicyChanges, PolicyRecord, Storage } from '../storage/storage.js';
+import { auditEvent } from './audit-event.js';
+import { invalidArgument, notFound } from './errors.js';
+import type { CallContext } from './principal.js';
+import { quote, requireFuture, requireIntRange, requireMetadata, requireUuid } from './validation.js';
+import type { VaultService } from './vault-service.js';
+
+export const PERMISSIONS = ['read', 'write', 'rotate', 'delete'] as const;
+const EFFECTS = ['allow', 'deny'] as const;
+const MAX_PRIORITY = 1_000_000;
+
+export interface CreatePolicyInput {
+  vaultId: string;
+  secretPathPattern: string;
+  principalType: string;
+  principalId: string;
+  permissions: string[];
+  conditions: unknown;
+  expiresAt: Date | undefined;
+  effect: string;
+  priority: number;
+}
+
+export interface UpdatePolicyInput {
+  permissions: string[];
+  conditions: unknown;
+  expiresAt: Date | undefined;
+  effect: string | undefined;
+  priority: number | undefined;
+}
+
+/** Access policies of a vault; only operators manage them. */
+export interface PolicyService {
+  create(context: CallContext, input: CreatePolicyInput): Promise<PolicyRecord>;
+  list(context: CallContext, vaultId: string): Promise<PolicyRecord[]>;
+  update(context: CallContext, vaultId: string, policyId: string, input: UpdatePolicyInput): Promise<PolicyRecord>;
+  delete(context: CallContext, vaultId: string, policyId: string): Promise<void>;
+}
+
+function requirePermissions(permissions: string[]): string[] {
+  if (permissions.length === 0) throw invalidArgument(`permissions must name at least one of ${PERMISSIONS.join(', ')}`);
+  for (const p of permissions) {
+    if (!(PERMISSIONS as readonly string[]).includes(p)) throw invalidArgument(`permission ${quote(p)} is not one of ${PERMISSIONS.join(', ')}`);
+  }
+  return [...new Set(permissions)];
+}
+
+function requireEffect(effect: string): 'allow' | 'deny' {
+  if (!(EFFECTS as readonly string[]).includes(effect)) throw invalidArgument(`effect ${quote(effect)} must be allow or deny`);
+  return effect as 'allow' | 'deny';
+}
+
+export function createPolicyService({
+  storage,
+  access,
+  vaults,
+  now,
+}: {
+  storage: Pick<Storage, 'policies' | 'agents'>;
+  access: AccessControl;
+  vaults: Pick<VaultService, 'require'>;
+  now: () => Date;
+}): PolicyService {
+  const event = (context: CallContext, action: string, vaultId: string, policyId: string, at = now()) =>
+    auditEvent(context, at, { action, resourceType: 'policy', resourceId: policyId, vaultId });
+  const missing = (vaultId: string, policyId: string) => notFound(`policy ${policyId} does not exist in vault ${vaultId}`);
+
+  return {
+    async create(context, input) {
+      access.requireOperator(context, 'manage policies');
+      await vaults.require(context, input.vaultId);
+      if (!isValidGlob(input.secretPathPattern)) {
+        throw invalidArgument(`secret_path_pattern ${quote(input.secretPathPattern)} is invalid: use path characters, '*' and '**' segments`);
+      }
+      if (input.principalType !== 'agent') throw invalidArgument(`principal_type ${quote(input.principalType)} must be agent`);
+      requireUuid('principal_id', input.principalId);
+      if (!(await storage.agents.get(input.principalId))) throw notFound(`agent ${input.principalId} does not exist`);
+      const at = now();
+      const policy: PolicyRecord = {
+        id: randomUUID(),
+        vaultId: input.vaultId,
+        secretPathPattern: input.secretPathPattern,
+        principalType: input.principalType,
+        principalId: input.principalId,
+        permissions: requirePermissions(input.permissions),
+        conditions: requireMetadata(input.conditions),
+        expiresAt: requireFuture('expires_at', input.expiresAt, at),
+        createdBy: context.principal.id,
+        createdByType: context.principal.type,
+        createdAt: at,
+        effect: requireEffect(input.effect || 'allow'),
+        priority: requireIntRange('priority', input.priority, 0, MAX_PRIORITY),
+      };
+      await storage.policies.create(policy, [event(context, 'policy.create', policy.vaultId, policy.id, at)]);
+      return policy;
+    },
+
+    async list(context, vaultId) {
+      access.requireOperator(context, 'read policies');
+      await vaults.require(context, vaultId);
+      return storage.policies.list(vaultId);
+    },
+
+    async update(context, vaultId, policyId, input) {
+      access.requireOperator(context, 'manage policies');
+      requireUuid('vault_id', vaultId);
+      requireUuid('policy_id', policyId);
+      const at = now();
+      const changes: PolicyChanges = {
+        permissions: input.permissions.length > 0 ? requirePermissions(input.permissions) : undefined,
+        conditions: input.conditions === undefined ? undefined : (requireMetadata(input.conditions) ?? undefined),
+        expiresAt: requireFuture('expires_at', input.expiresAt, at) ?? undefined,
+        effect: input.effect === undefined ? undefined : requireEffect(input.effect),
+        priority: input.priority === undefined ? undefined : requireIntRange('priority', input.priority, 0, MAX_PRIORITY),
+      };
+      const updated = await storage.policies.update(vaultId, policyId, changes, [event(context, 'policy.update', vaultId, policyId, at)]);
+      if (!updated) throw missing(vaultId, policyId);
+      return updated;
+    },
+
+    async delete(context, vaultId, policyId) {
+      access.requireOperator(context, 'manage policies');
+      requireUuid('vault_id', vaultId);
+      requireUuid('policy_id', policyId);
+      if (!(await storage.policies.delete(vaultId, policyId, [event(context, 'policy.delete', vaultId, policyId)]))) throw missing(vaultId, policyId);
+    },
+  };
+}

@@ -1,0 +1,288 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { status } from '@grpc/grpc-js';
+import type { JsonValue } from '@bufbuild/protobuf';
+import type { Logger } from '../logger.js';
+import type { ApiMethod } from '../rpc/api-method.js';
+import type { Invoke } from '../rpc/invoker.js';
+import { RpcError } from '../rpc/rpc-error.js';
+import { errorBody, type ErrorBodySource } from './error-body.js';
+import { httpStatusForError, httpStatusForSuccess, reasonPhrase } from './http-status.js';
+import { createJsonCodec } from './json-codec.js';
+import { PathDecodeError, splitRequestPath } from './path-template.js';
+import { quote, RequestDecodeError } from './request-binding.js';
+import { createRouteTable, descriptorRegistry, type Route, type RouteTable } from './route-table.js';
+
+export interface HttpGatewayDeps {
+  /** The served RPCs; each one with a google.api.http rule gets its routes. */
+  methods: readonly ApiMethod[];
+  /** The one call path both transports share (auth, handler, error conversion, call log). */
+  invoke: Invoke;
+  /** The buf-built FileDescriptorSet (rpc/descriptors.ts) the routes and JSON mapping come from. */
+  descriptorSet: Uint8Array;
+  /** Largest request body accepted; more is 413. */
+  maxRequestBytes: number;
+  logger: Logger;
+}
+
+export interface HttpGateway {
+  readonly server: Server;
+  readonly routes: RouteTable;
+  /** Binds and starts; resolves with the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** Stops accepting connections and waits for in-flight requests (forcing after `graceMs`). */
+  close(graceMs: number): Promise<void>;
+}
+
+/** A failure the gateway itself answers before or instead of a call (routing, body, decoding). */
+class HttpError extends Error implements ErrorBodySource {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly httpStatus: number,
+    readonly code: status,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The HTTP/JSON gateway: routes from the google.api.http annotations, proto3 JSON both ways, and
+ * every call through `invoke` exactly as the gRPC server makes it, so no operation exists twice.
+ */
+export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes, logger }: HttpGatewayDeps): HttpGateway {
+  const registry = descriptorRegistry(descriptorSet);
+  const routes = createRouteTable({ methods, registry });
+  const codec = createJsonCodec(registry);
+  // A body over the limit is read and dropped up to this much, so the client sees the 413 on a
+  // connection it can keep; past it the connection is closed.
+  const drainLimit = Math.max(4 * maxRequestBytes, 1024 * 1024);
+  let closing = false;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const fallbackRequestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
+    const peer = peerOf(req.socket);
+    let route: Route | undefined;
+
+    const reject = (error: HttpError, requestId = fallbackRequestId) => {
+      logger.info(
+        {
+          transport: 'http',
+          method: route?.method.fullName,
+          httpMethod: req.method,
+          httpStatus: error.httpStatus,
+          code: status[error.code],
+          durationMs: Math.round((performance.now() - started) * 100) / 100,
+          peer,
+          requestId,
+        },
+        'http request rejected',
+      );
+      send(res, error.httpStatus, errorBody(error, error.httpStatus), requestId, error.headers);
+    };
+
+    try {
+      const target = req.url ?? '';
+      if (!target.startsWith('/')) throw new HttpError(400, status.INVALID_ARGUMENT, 'the request target must be a path starting with "/"');
+      const queryAt = target.indexOf('?');
+      const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
+      let segments: string[];
+      try {
+        segments = splitRequestPath(rawPath);
+      } catch (error) {
+        if (error instanceof PathDecodeError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
+        throw error;
+      }
+
+      const match = routes.match(req.method ?? '', segments);
+      if (match.kind === 'not-found') throw new HttpError(404, status.NOT_FOUND, `no route matches ${req.method} ${quote(rawPath, 200)}`);
+      if (match.kind === 'method-not-allowed') {
+        throw new HttpError(405, status.UNIMPLEMENTED, `${req.method} is not allowed on ${quote(rawPath, 200)}; allowed: ${match.allowed.join(', ')}`, {
+          Allow: match.allowed.join(', '),
+        });
+      }
+      route = match.route;
+
+      const body = await readBody(req, maxRequestBytes, drainLimit);
+      let request: unknown;
+      try {
+        request = codec.decodeRequest(route, { bindings: match.bindings, query: queryAt < 0 ? '' : target.slice(queryAt + 1), body });
+      } catch (error) {
+        if (error instanceof RequestDecodeError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
+        throw error;
+      }
+
+      let result: { response: unknown; requestId: string };
+      try {
+        result = await invoke(route.method, request, {
+          transport: 'http',
+          authorization: req.headers.authorization,
+          requestId: single(req.headers['x-request-id']),
+          peer,
+        });
+      } catch (error) {
+        // invoke has converted, logged and tagged it with the call's request id.
+        const rpcError = error instanceof RpcError ? error : new RpcError(status.INTERNAL, 'internal error');
+        if (!(error instanceof RpcError)) logger.error({ err: error, method: route.method.fullName, requestId: fallbackRequestId }, 'unexpected error from invoke');
+        const requestId = (error as { requestId?: unknown }).requestId;
+        const httpStatus = httpStatusForError(rpcError.code, rpcError.errorInfo?.reason);
+        const headers: Record<string, string> = httpStatus === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
+        send(res, httpStatus, errorBody(rpcError, httpStatus), typeof requestId === 'string' ? requestId : fallbackRequestId, headers);
+        return;
+      }
+
+      const json = codec.encodeResponse(route, result.response);
+      send(res, httpStatusForSuccess(route.method.fullName, json === undefined), json, result.requestId);
+    } catch (error) {
+      if (error instanceof HttpError) {
+        reject(error);
+        return;
+      }
+      if (error instanceof ClientGoneError) return;
+      // Never a stack trace or a driver message to the client: log it, answer a generic 500.
+      logger.error({ err: error, method: route?.method.fullName, requestId: fallbackRequestId }, 'unexpected error in the HTTP gateway');
+      reject(new HttpError(500, status.INTERNAL, 'internal error'));
+    }
+  }
+
+  function send(res: ServerResponse, httpStatus: number, body: JsonValue | undefined, requestId: string, headers: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    res.statusCode = httpStatus;
+    res.setHeader('x-request-id', requestId);
+    // Responses carry secrets: no cache may keep them.
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (closing) res.setHeader('Connection', 'close');
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    if (body === undefined || httpStatus === 204) {
+      res.end();
+      return;
+    }
+    const text = JSON.stringify(body);
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    res.end(text);
+  }
+
+  const server = createServer({ requestTimeout: 120_000, headersTimeout: 66_000, keepAliveTimeout: 65_000 }, (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, 'unexpected error in the HTTP gateway');
+      if (!res.headersSent) res.destroy();
+    });
+  });
+
+  // `Expect: 100-continue`: refuse a declared oversize body before the client sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers['content-length']) > maxRequestBytes) {
+      // No 100 Continue: the client will not send the body, so the connection cannot be reused.
+      res.setHeader('Connection', 'close');
+      server.emit('request', req, res);
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
+
+  // Requests Node cannot parse (bad request line, headers too large, timeouts) get the same JSON
+  // error shape, then the connection is closed. Nothing reaches a handler.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const httpStatus = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const code = httpStatus === 408 ? status.DEADLINE_EXCEEDED : httpStatus === 431 ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT;
+    const message = httpStatus === 431 ? 'the request headers are too large' : httpStatus === 408 ? 'the request took too long to arrive' : 'the request is not valid HTTP';
+    const requestId = randomUUID();
+    const text = JSON.stringify(errorBody({ code, message }, httpStatus));
+    logger.info({ transport: 'http', httpStatus, code: status[code], peer: peerOf(socket), requestId, parseError: error.code }, 'http request rejected');
+    socket.end(
+      `HTTP/1.1 ${httpStatus} ${reasonPhrase(httpStatus)}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+        `x-request-id: ${requestId}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
+    );
+  });
+
+  return {
+    server,
+    routes,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        const onError = (error: Error) => reject(error);
+        server.once('error', onError);
+        server.listen(port, host, () => {
+          server.off('error', onError);
+          const address = server.address();
+          resolve(typeof address === 'object' && address ? address.port : port);
+        });
+      });
+    },
+    close(graceMs) {
+      closing = true;
+      return new Promise((resolve) => {
+        if (!server.listening) {
+          resolve();
+          return;
+        }
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
+
+/** The client went away while its request was read; nobody is left to answer. */
+class ClientGoneError extends Error {
+  override readonly name = 'ClientGoneError';
+}
+
+/** Reads the body up to `limit` bytes; more is 413 (drained up to `drainLimit`, then the connection closes). */
+function readBody(req: IncomingMessage, limit: number, drainLimit: number): Promise<Buffer> {
+  const tooLarge = (close: boolean) =>
+    new HttpError(413, status.RESOURCE_EXHAUSTED, `the request body is larger than the limit of ${limit} bytes`, close ? { Connection: 'close' } : {});
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) return Promise.reject(tooLarge(true));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (action: () => void) => {
+      if (settled) return;
+      settled = true;
+      action();
+    };
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > drainLimit) {
+        req.pause();
+        settle(() => reject(tooLarge(true)));
+      }
+    });
+    req.on('end', () => settle(() => (size > limit ? reject(tooLarge(false)) : resolve(Buffer.concat(chunks)))));
+    req.on('error', () => settle(() => reject(new ClientGoneError('the client went away'))));
+    req.on('close', () => settle(() => reject(new ClientGoneError('the client went away'))));
+  });
+}
+
+/** The same rule as the invoker's: a short, plain id is echoed; anything else is replaced. */
+function acceptRequestId(header: string | string[] | undefined): string | undefined {
+  const id = single(header);
+  return id && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? id : undefined;
+}
+
+function single(header: string | string[] | undefined): string | undefined {
+  return Array.isArray(header) ? header[0] : header;
+}
+
+function peerOf(socket: Socket): string | undefined {
+  if (!socket.remoteAddress) return undefined;
+  return socket.remoteAddress.includes(':') ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+}
