@@ -35,7 +35,7 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, appen
   const touched = new Map<string, number>();
 
   async function cached(cache: typeof byId, key: string, load: () => Promise<AgentRecord | null>) {
-    const at = Date.now();
+    const at = now().getTime();
     const hit = cache.get(key);
     if (hit && hit.until > at) return hit.agent;
     const agent = await load();
