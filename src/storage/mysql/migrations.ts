@@ -133,6 +133,100 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 6,
+    // Machine identities. Only the SHA-256 of the API key is kept; it is unique so a key finds at
+    // most one agent. scopes is a JSON array of strings.
+    name: 'create_agents',
+    statements: [
+      `CREATE TABLE agents (
+        id VARBINARY(64) NOT NULL,
+        name VARCHAR(255) NOT NULL,
+        description TEXT NOT NULL,
+        scopes LONGTEXT NOT NULL,
+        is_active TINYINT NOT NULL,
+        token_ttl_seconds INT NOT NULL,
+        created_by VARCHAR(255) NOT NULL,
+        created_at DATETIME(6) NOT NULL,
+        expires_at DATETIME(6) NULL,
+        last_active_at DATETIME(6) NULL,
+        key_hash BINARY(32) NOT NULL,
+        credential_generation INT NOT NULL,
+        PRIMARY KEY (id),
+        UNIQUE KEY agents_key_hash (key_hash),
+        KEY agents_by_created_at (created_at, id)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
+  {
+    version: 7,
+    // Policies go with their vault (ON DELETE CASCADE, like secrets). principal_id is not a foreign
+    // key: a principal need not be an agent. The principal index serves deleting an agent's
+    // policies without scanning (and locking) every row.
+    name: 'create_policies',
+    statements: [
+      `CREATE TABLE policies (
+        id VARBINARY(64) NOT NULL,
+        vault_id VARBINARY(64) NOT NULL,
+        secret_path_pattern VARBINARY(512) NOT NULL,
+        principal_type VARCHAR(32) NOT NULL,
+        principal_id VARBINARY(64) NOT NULL,
+        permissions LONGTEXT NOT NULL,
+        conditions LONGTEXT NULL,
+        expires_at DATETIME(6) NULL,
+        created_by VARCHAR(255) NOT NULL,
+        created_by_type VARCHAR(32) NOT NULL,
+        created_at DATETIME(6) NOT NULL,
+        effect VARCHAR(8) NOT NULL,
+        priority INT NOT NULL,
+        PRIMARY KEY (id),
+        KEY policies_by_vault_principal (vault_id, principal_id),
+        KEY policies_by_principal (principal_id),
+        CONSTRAINT policies_vault FOREIGN KEY (vault_id) REFERENCES vaults (id) ON DELETE CASCADE
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
+  {
+    version: 8,
+    // An event's place in the HMAC chain, set by the audit store's seal(); NULL while pending.
+    // Nullable columns only, so both servers add them without rebuilding the table.
+    name: 'add_audit_chain_columns',
+    statements: [
+      `ALTER TABLE audit_events
+        ADD COLUMN chain_index BIGINT NULL,
+        ADD COLUMN hash VARCHAR(64) NULL,
+        ADD COLUMN key_id VARCHAR(32) NULL`,
+    ],
+  },
+  {
+    version: 9,
+    // Unique, so no two events can hold one place; NULLs (pending events) may repeat. Also finds
+    // the pending events and serves reading the chain in order.
+    name: 'index_audit_chain_index',
+    statements: ['ALTER TABLE audit_events ADD UNIQUE KEY audit_events_chain_index (chain_index)'],
+  },
+  {
+    version: 10,
+    // The chain's last link, one row (id 1). Sealers lock it, which makes them take turns, so the
+    // chain stays gapless across instances. chain_index 0 and hash '' mean an empty chain.
+    name: 'create_audit_chain_head',
+    statements: [
+      `CREATE TABLE audit_chain_head (
+        id TINYINT NOT NULL,
+        chain_index BIGINT NOT NULL,
+        hash VARCHAR(64) NOT NULL,
+        event_id VARBINARY(64) NOT NULL,
+        PRIMARY KEY (id)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
+  {
+    version: 11,
+    // Its own migration so the head row always exists once this is recorded: seal() never has to
+    // create it (which would race).
+    name: 'seed_audit_chain_head',
+    statements: ["INSERT INTO audit_chain_head (id, chain_index, hash, event_id) VALUES (1, 0, '', '')"],
+  },
 ];
 
 const LOCK_NAME = 'vault_migrations';

@@ -1,8 +1,11 @@
 import type { Storage } from '../storage.js';
+import { createAgentStore } from './agent-store.js';
 import { insertAuditEvents } from './audit-log.js';
+import { createAuditStore } from './audit-store.js';
 import { parseDatabaseUrl } from './database-url.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
 import { migrate } from './migrations.js';
+import { createPolicyStore } from './policy-store.js';
 import { openPool } from './pool.js';
 import { createSecretStore } from './secret-store.js';
 import { DEFAULT_RETRY, inTransaction, withConnection, type Database, type WarnLogger } from './transaction.js';
@@ -40,6 +43,9 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     vaults: createVaultStore(db),
     secrets: createSecretStore(db),
     keyCanaries: createKeyCanaryStore(db),
+    agents: createAgentStore(db),
+    policies: createPolicyStore(db),
+    audit: createAuditStore(db),
     async appendAudit(events) {
       if (events.length > 0) await inTransaction(db, (sql) => insertAuditEvents(sql, events));
     },

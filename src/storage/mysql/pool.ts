@@ -26,6 +26,14 @@ export interface Sql {
 const DEFAULT_POOL_SIZE = 10;
 
 /**
+ * Prepared statements mysql2 keeps open per connection (it closes the least recently used beyond
+ * this). Its default, 16,000, times the pool size exceeds the server's global
+ * max_prepared_stmt_count (16,382 by default), and some statements vary in text (batch sizes;
+ * the audit list inlines LIMIT/OFFSET), so without a cap a long-running pool would exhaust it.
+ */
+const PREPARED_STATEMENTS_PER_CONNECTION = 256;
+
+/**
  * Per-connection session settings, applied once when a connection is first handed out.
  * - time_zone: DATETIME(6) columns hold UTC. mysql2's `timezone: 'Z'` already converts Dates on
  *   the client; the session zone makes NOW() and friends agree with it.
@@ -61,6 +69,7 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     // affectedRows counts matched rows, so re-disabling a disabled version still reports the row.
     flags: ['FOUND_ROWS'],
     multipleStatements: false,
+    maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
   });
 }
 

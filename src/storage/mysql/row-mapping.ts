@@ -91,42 +91,44 @@ export function toAuditRecord(row: Row): AuditRecord {
   };
 }
 
-function text(row: Row, column: string): string {
+// Column readers, shared with the other mapping modules.
+
+export function text(row: Row, column: string): string {
   const value = row[column];
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');
   throw unexpected(column, 'text');
 }
 
-function bytesOrNull(row: Row, column: string): Buffer | null {
+export function bytesOrNull(row: Row, column: string): Buffer | null {
   const value = row[column];
   if (value === null || Buffer.isBuffer(value)) return value;
   throw unexpected(column, 'bytes or NULL');
 }
 
 /** INT arrives as a number; BIGINT as a string (bigNumberStrings). */
-function integer(row: Row, column: string): number {
+export function integer(row: Row, column: string): number {
   const value = row[column];
   const number = typeof value === 'string' ? Number(value) : value;
   if (typeof number === 'number' && Number.isSafeInteger(number)) return number;
   throw unexpected(column, 'an integer');
 }
 
-function flag(row: Row, column: string): boolean {
+export function flag(row: Row, column: string): boolean {
   return integer(row, column) !== 0;
 }
 
-function date(row: Row, column: string): Date {
+export function date(row: Row, column: string): Date {
   const value = row[column];
   if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
   throw unexpected(column, 'a DATETIME');
 }
 
-function dateOrNull(row: Row, column: string): Date | null {
+export function dateOrNull(row: Row, column: string): Date | null {
   return row[column] === null ? null : date(row, column);
 }
 
-function json(row: Row, column: string): JsonObject | null {
+export function json(row: Row, column: string): JsonObject | null {
   const value = row[column];
   if (value === null) return null;
   try {
@@ -136,6 +138,6 @@ function json(row: Row, column: string): JsonObject | null {
   }
 }
 
-function unexpected(column: string, wanted: string): Error {
+export function unexpected(column: string, wanted: string): Error {
   return new Error(`database column ${column} does not hold ${wanted}; is the schema newer than this build?`);
 }

@@ -37,9 +37,16 @@ export function createVaultStore(db: Database): VaultStore {
         return rows.map(toVault);
       }),
 
-    // The vault's secrets and versions go with it (ON DELETE CASCADE); its audit events stay.
+    // The vault's secrets, versions and policies go with it (ON DELETE CASCADE); its audit events
+    // stay. Agents its policies named lose those grants, so their credential generation moves on
+    // first, while the policies still say who they are (a no-op when there is no such vault).
     delete: (id, audit) =>
       inTransaction(db, async (sql) => {
+        await sql.change(
+          `UPDATE agents SET credential_generation = credential_generation + 1
+           WHERE id IN (SELECT principal_id FROM policies WHERE vault_id = ?)`,
+          [utf8(id)],
+        );
         const { affectedRows } = await sql.change('DELETE FROM vaults WHERE id = ?', [utf8(id)]);
         if (affectedRows === 0) return false;
         await insertAuditEvents(sql, audit);

@@ -1,0 +1,103 @@
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { createConnection } from 'mysql2/promise';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
+import { startTestApp, TEST_MASTER_KEY, unary, type TestApp } from '../support/test-app.js';
+
+/**
+ * Two service instances on one MariaDB database, as an operator scales out: correctness must not
+ * depend on which instance serves a call.
+ */
+describeWithDatabase('several instances on one database', () => {
+  let db: TestDatabase;
+  let a: TestApp;
+  let b: TestApp;
+  let vaultId: string;
+  const put = (t: TestApp, path: string, value: string, maxAccessCount = 0) =>
+    unary(t.clients.secrets, t.clients.secrets.putSecret, { vaultId, path, value, type: '', metadata: undefined, expiresAt: undefined, maxAccessCount }, t.auth());
+  const get = (t: TestApp, path: string) => unary(t.clients.secrets, t.clients.secrets.getSecret, { vaultId, path }, t.auth());
+  const codeOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => status.OK,
+      (error: ServiceError) => error.code,
+    );
+
+  beforeAll(async () => {
+    db = (await createTestDatabase())!;
+    [a, b] = await Promise.all([startTestApp({ VAULT_DATABASE_URL: db.url }), startTestApp({ VAULT_DATABASE_URL: db.url })]);
+    const { vault } = await unary(a.clients.vaults, a.clients.vaults.createVault, { name: 'shared', description: '' }, a.auth());
+    vaultId = vault!.id;
+  });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await db?.drop();
+  });
+
+  it('gives unique, gapless versions to concurrent writers on both instances', async () => {
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => put(i % 2 ? a : b, 'shared/counter', `v${i}`)));
+    expect(results.map((r) => r.secret!.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+
+  it('serves exactly N reads of a budget of N across instances', async () => {
+    await put(a, 'shared/once', 'x', 4);
+    const codes = await Promise.all(Array.from({ length: 24 }, (_, i) => codeOf(get(i % 2 ? a : b, 'shared/once'))));
+    expect(codes.filter((c) => c === status.OK)).toHaveLength(4);
+    expect(codes.filter((c) => c === status.FAILED_PRECONDITION)).toHaveLength(20);
+  });
+
+  it('keeps no plaintext in the database, and a ciphertext moved to another row fails with DATA_LOSS', async () => {
+    const canary = 'plaintext-canary-5d1e0b';
+    await put(a, 'shared/moved', canary);
+    await put(a, 'shared/moved', 'second');
+    const connection = await createConnection(db.url);
+    try {
+      const [rows] = await connection.query('SELECT * FROM secret_versions');
+      const dump = JSON.stringify(rows, (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v));
+      for (const encoding of [canary, Buffer.from(canary).toString('base64'), Buffer.from(canary).toString('hex')]) expect(dump).not.toContain(encoding);
+      await connection.execute(
+        `UPDATE secret_versions AS target JOIN secret_versions AS source ON source.vault_id = target.vault_id AND source.path = target.path
+         SET target.ciphertext = source.ciphertext WHERE target.path = ? AND target.version = 2 AND source.version = 1`,
+        [Buffer.from('shared/moved')],
+      );
+    } finally {
+      await connection.end();
+    }
+    const error = (await unary(b.clients.secrets, b.clients.secrets.getSecretVersion, { vaultId, path: 'shared/moved', version: 2 }, b.auth()).catch((e: ServiceError) => e)) as ServiceError;
+    expect(error.code).toBe(status.DATA_LOSS);
+    expect(error.details).not.toContain(canary);
+    expect((await unary(b.clients.secrets, b.clients.secrets.getSecretVersion, { vaultId, path: 'shared/moved', version: 1 }, b.auth())).secret!.value).toBe(canary);
+  });
+
+  it('revokes a rotated agent key on the other instance within a second', async () => {
+    const created = await unary(a.clients.agents, a.clients.agents.createAgent, { name: 'bot', description: '', scopes: [], expiresAt: undefined, tokenTtlSeconds: undefined }, a.auth());
+    await unary(a.clients.policies, a.clients.policies.createPolicy,
+      { vaultId, secretPathPattern: 'shared/**', principalType: 'agent', principalId: created.agent!.id, permissions: ['read'], conditions: undefined, expiresAt: undefined, effect: '', priority: 0 }, a.auth());
+    const oldKey = created.apiKey;
+    const { accessToken } = await unary(b.clients.auth, b.clients.auth.createAgentToken, { agentId: '', apiKey: oldKey });
+    // Instance B has the agent cached: both credentials work there now.
+    expect(await codeOf(unary(b.clients.secrets, b.clients.secrets.getSecret, { vaultId, path: 'shared/counter' }, b.auth(oldKey)))).toBe(status.OK);
+    expect(await codeOf(unary(b.clients.secrets, b.clients.secrets.getSecret, { vaultId, path: 'shared/counter' }, b.auth(accessToken)))).toBe(status.OK);
+
+    const rotated = await unary(a.clients.agents, a.clients.agents.rotateAgentKey, { agentId: created.agent!.id }, a.auth());
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    expect(await codeOf(unary(b.clients.secrets, b.clients.secrets.getSecret, { vaultId, path: 'shared/counter' }, b.auth(oldKey)))).toBe(status.UNAUTHENTICATED);
+    expect(await codeOf(unary(b.clients.secrets, b.clients.secrets.getSecret, { vaultId, path: 'shared/counter' }, b.auth(accessToken)))).toBe(status.UNAUTHENTICATED);
+    expect(await codeOf(unary(b.clients.auth, b.clients.auth.createAgentToken, { agentId: '', apiKey: oldKey }))).toBe(status.UNAUTHENTICATED);
+    expect(await codeOf(unary(b.clients.secrets, b.clients.secrets.getSecret, { vaultId, path: 'shared/counter' }, b.auth(rotated.apiKey)))).toBe(status.OK);
+  });
+
+  it('keeps everything across a restart and refuses to start with a key that cannot open the data', async () => {
+    await put(a, 'shared/durable', 'kept');
+    await a.close();
+    await expect(startTestApp({ VAULT_DATABASE_URL: db.url, VAULT_MASTER_KEY: Buffer.alloc(32, 9).toString('base64') })).rejects.toThrow(/not configured/);
+    a = await startTestApp({ VAULT_DATABASE_URL: db.url, VAULT_MASTER_KEY: TEST_MASTER_KEY });
+    expect((await get(a, 'shared/durable')).secret!.value).toBe('kept');
+  });
+
+  it('keeps one valid audit chain written by both instances', async () => {
+    const verified = await unary(b.clients.audit, b.clients.audit.verifyAuditChain, {}, b.auth());
+    expect(verified).toMatchObject({ chainValid: true });
+    expect(verified.eventsChecked).toBeGreaterThan(60);
+    expect(verified.eventsVerified).toBe(verified.eventsChecked);
+  });
+});
