@@ -67,7 +67,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
     const peer = peerOf(req.socket);
     let route: Route | undefined;
 
-    const reject = (error: HttpError, requestId = fallbackRequestId) => {
+    const reject = (error: HttpError) => {
       logger.info(
         {
           transport: 'http',
@@ -77,16 +77,16 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
           code: status[error.code],
           durationMs: Math.round((performance.now() - started) * 100) / 100,
           peer,
-          requestId,
+          requestId: fallbackRequestId,
         },
         'http request rejected',
       );
-      send(res, error.httpStatus, errorBody(error, error.httpStatus), requestId, error.headers);
+      send(res, error.httpStatus, errorBody(error, error.httpStatus), fallbackRequestId, error.headers);
     };
 
     try {
-      const target = req.url ?? '';
-      if (!target.startsWith('/')) throw new HttpError(400, status.INVALID_ARGUMENT, 'the request target must be a path starting with "/"');
+      const target = originForm(req.url ?? '');
+      if (target === undefined) throw new HttpError(400, status.INVALID_ARGUMENT, 'the request target must be a path starting with "/"');
       const queryAt = target.indexOf('?');
       const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
       let segments: string[];
@@ -127,7 +127,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
         // invoke has converted, logged and tagged it with the call's request id.
         const rpcError = error instanceof RpcError ? error : new RpcError(status.INTERNAL, 'internal error');
         if (!(error instanceof RpcError)) logger.error({ err: error, method: route.method.fullName, requestId: fallbackRequestId }, 'unexpected error from invoke');
-        const requestId = (error as { requestId?: unknown }).requestId;
+        const requestId = typeof error === 'object' && error !== null ? (error as { requestId?: unknown }).requestId : undefined;
         const httpStatus = httpStatusForError(rpcError.code, rpcError.errorInfo?.reason);
         const headers: Record<string, string> = httpStatus === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
         send(res, httpStatus, errorBody(rpcError, httpStatus), typeof requestId === 'string' ? requestId : fallbackRequestId, headers);
@@ -270,6 +270,15 @@ function readBody(req: IncomingMessage, limit: number, drainLimit: number): Prom
     req.on('error', () => settle(() => reject(new ClientGoneError('the client went away'))));
     req.on('close', () => settle(() => reject(new ClientGoneError('the client went away'))));
   });
+}
+
+/** The path and query of a request target; an absolute-form target (`http://host/path`) is accepted too (RFC 9112 3.2.2). */
+function originForm(target: string): string | undefined {
+  if (target.startsWith('/')) return target;
+  const absolute = /^https?:\/\/[^/?#]*([/?].*)?$/i.exec(target);
+  if (!absolute) return undefined;
+  const rest = absolute[1] ?? '/';
+  return rest.startsWith('?') ? `/${rest}` : rest;
 }
 
 /** The same rule as the invoker's: a short, plain id is echoed; anything else is replaced. */

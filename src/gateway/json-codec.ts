@@ -1,5 +1,5 @@
 import { create, fromBinary, fromJson, toBinary, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Registry } from '@bufbuild/protobuf';
-import { bindRequest, fieldByName, RequestDecodeError, type HttpInput } from './request-binding.js';
+import { bindRequest, fieldByName, isRfc3339, RequestDecodeError, type HttpInput } from './request-binding.js';
 import type { Route } from './route-table.js';
 
 /**
@@ -86,12 +86,20 @@ export function pruneUnknownFields(message: DescMessage, json: JsonValue, depth:
 }
 
 function pruneField(field: DescField, value: JsonValue, depth: number): JsonValue {
-  if (field.fieldKind === 'message') return pruneUnknownFields(field.message, value, depth);
+  if (field.fieldKind === 'message') return pruneUnknownFields(field.message, checkTimestamp(field, field.message, value), depth);
   if (field.fieldKind === 'list' && field.listKind === 'message' && Array.isArray(value)) {
-    return value.map((item) => pruneUnknownFields(field.message, item, depth));
+    return value.map((item) => pruneUnknownFields(field.message, checkTimestamp(field, field.message, item), depth));
   }
   if (field.fieldKind === 'map' && field.mapKind === 'message' && typeof value === 'object' && value !== null && !Array.isArray(value)) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, pruneUnknownFields(field.message, v, depth)]));
+  }
+  return value;
+}
+
+/** Rejects timestamps with impossible dates, which the JSON decoder would roll over (Feb 30 = Mar 2). */
+function checkTimestamp(field: DescField, message: DescMessage, value: JsonValue): JsonValue {
+  if (message.typeName === 'google.protobuf.Timestamp' && typeof value === 'string' && !isRfc3339(value)) {
+    throw new RequestDecodeError(`invalid value for field ${field.name}: expected an RFC 3339 timestamp such as 2030-01-31T12:00:00Z`);
   }
   return value;
 }

@@ -216,10 +216,29 @@ const WRAPPED: Readonly<Record<string, ScalarType>> = {
 function messageFromText(message: DescMessage, text: string, name: string): JsonValue {
   const wrapped = WRAPPED[message.typeName];
   if (wrapped !== undefined) return scalarFromText(wrapped, text, name);
-  if (['google.protobuf.Timestamp', 'google.protobuf.Duration', 'google.protobuf.FieldMask'].includes(message.typeName)) return text;
+  if (message.typeName === 'google.protobuf.Timestamp') {
+    if (!isRfc3339(text)) throw new RequestDecodeError(`${name} must be an RFC 3339 timestamp such as 2030-01-31T12:00:00Z, got ${quote(text)}`);
+    return text;
+  }
+  if (message.typeName === 'google.protobuf.Duration' || message.typeName === 'google.protobuf.FieldMask') return text;
   throw new RequestDecodeError(`${quote(name)} is a message; set its fields as ${name}.<field>`);
 }
 
 export function quote(text: string, max = 60): string {
   return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * Whether a string is a proto3 JSON timestamp with a real calendar date and time. The JSON
+ * decoder alone lets Date.parse roll 2030-02-30 over into March.
+ */
+export function isRfc3339(text: string): boolean {
+  const m = RFC3339.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const offsetOk = m[7] === undefined || (Number(m[7]) < 24 && Number(m[8]) < 60);
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour < 24 && minute < 60 && second < 60 && offsetOk;
 }

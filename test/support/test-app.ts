@@ -2,6 +2,10 @@ import { credentials, Metadata, type CallOptions, type Client, type ServiceError
 import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { AgentServiceClient } from '../../src/gen/vault/v1/agent_service.js';
+import { AuditServiceClient } from '../../src/gen/vault/v1/audit_service.js';
+import { AuthServiceClient } from '../../src/gen/vault/v1/auth_service.js';
+import { PolicyServiceClient } from '../../src/gen/vault/v1/policy_service.js';
 import { SecretServiceClient } from '../../src/gen/vault/v1/secret_service.js';
 import { SystemServiceClient } from '../../src/gen/vault/v1/system_service.js';
 import { VaultServiceClient } from '../../src/gen/vault/v1/vault_service.js';
@@ -19,10 +23,35 @@ export interface TestApp {
     secrets: SecretServiceClient;
     vaults: VaultServiceClient;
     system: SystemServiceClient;
+    agents: AgentServiceClient;
+    auth: AuthServiceClient;
+    policies: PolicyServiceClient;
+    audit: AuditServiceClient;
   };
   /** Metadata carrying a Bearer token (the root token by default). */
   auth(token?: string): Metadata;
+  /** The HTTP/JSON gateway, e.g. `http://127.0.0.1:41234` (no trailing slash). */
+  httpBaseUrl: string;
+  /**
+   * One request to the HTTP gateway: `path` is sent as written (raw or percent-encoded), `body`
+   * is JSON-encoded unless it is a string, and the root token is sent unless `token` is null.
+   */
+  http(method: string, path: string, options?: HttpOptions): Promise<HttpResult>;
   close(): Promise<void>;
+}
+
+export interface HttpOptions {
+  body?: unknown;
+  token?: string | null;
+  headers?: Record<string, string>;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The parsed body, or undefined when it is empty or not JSON. */
+  json: any;
 }
 
 /**
@@ -47,11 +76,16 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   });
   const app = await startApp(config, createLogger('info', sink));
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
+  const httpBaseUrl = `http://127.0.0.1:${app.httpPort}`;
   const insecure = credentials.createInsecure();
   const clients = {
     secrets: new SecretServiceClient(grpcAddress, insecure),
     vaults: new VaultServiceClient(grpcAddress, insecure),
     system: new SystemServiceClient(grpcAddress, insecure),
+    agents: new AgentServiceClient(grpcAddress, insecure),
+    auth: new AuthServiceClient(grpcAddress, insecure),
+    policies: new PolicyServiceClient(grpcAddress, insecure),
+    audit: new AuditServiceClient(grpcAddress, insecure),
   };
   return {
     app,
@@ -62,6 +96,26 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       const metadata = new Metadata();
       metadata.set('authorization', `Bearer ${token}`);
       return metadata;
+    },
+    httpBaseUrl,
+    async http(method, path, { body, token = TEST_ROOT_TOKEN, headers = {} } = {}) {
+      const response = await fetch(`${httpBaseUrl}${path}`, {
+        method,
+        headers: {
+          ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await response.text();
+      let json: unknown;
+      try {
+        json = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return { status: response.status, headers: response.headers, text, json };
     },
     async close() {
       for (const client of Object.values(clients) as Client[]) client.close();

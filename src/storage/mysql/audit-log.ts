@@ -3,13 +3,13 @@ import type { Sql } from './pool.js';
 import { AUDIT_COLUMNS, auditParams, toAuditRecord } from './row-mapping.js';
 
 /** Keeps one statement well under the server's 65,535 placeholder limit. */
-const ROWS_PER_INSERT = 100;
+export const AUDIT_ROWS_PER_INSERT = 100;
 const ROW_PLACEHOLDERS = `(${AUDIT_COLUMNS.split(',').map(() => '?').join(', ')})`;
 
 /** Writes audit events on the caller's connection, so they commit or roll back with its change. */
 export async function insertAuditEvents(sql: Sql, events: readonly AuditRecord[]): Promise<void> {
-  for (let start = 0; start < events.length; start += ROWS_PER_INSERT) {
-    const batch = events.slice(start, start + ROWS_PER_INSERT);
+  for (let start = 0; start < events.length; start += AUDIT_ROWS_PER_INSERT) {
+    const batch = events.slice(start, start + AUDIT_ROWS_PER_INSERT);
     await sql.change(
       `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${batch.map(() => ROW_PLACEHOLDERS).join(', ')}`,
       batch.flatMap(auditParams),

@@ -1,6 +1,6 @@
 import type { Storage } from '../storage.js';
 import { createAgentStore } from './agent-store.js';
-import { insertAuditEvents } from './audit-log.js';
+import { AUDIT_ROWS_PER_INSERT, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
 import { parseDatabaseUrl } from './database-url.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
@@ -47,7 +47,10 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     policies: createPolicyStore(db),
     audit: createAuditStore(db),
     async appendAudit(events) {
-      if (events.length > 0) await inTransaction(db, (sql) => insertAuditEvents(sql, events));
+      if (events.length === 0) return;
+      // One multi-row INSERT is atomic on its own: skip BEGIN/COMMIT, two round trips per read.
+      if (events.length <= AUDIT_ROWS_PER_INSERT) await withConnection(db, (sql) => insertAuditEvents(sql, events));
+      else await inTransaction(db, (sql) => insertAuditEvents(sql, events));
     },
     async ping() {
       await withConnection(db, (sql) => sql.select('SELECT 1'));
