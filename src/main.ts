@@ -16,8 +16,8 @@ async function main() {
   }
   const logger = createLogger(config.logLevel);
   const app = await startApp(config, logger);
-  logger.info({ grpcPort: app.grpcPort, host: config.host, storage: app.devMode ? 'memory' : 'mysql' }, 'vault started');
-  if (app.devMode) printDevBanner(config.host, app.grpcPort, app.rootToken, config.rootToken === undefined);
+  logger.info({ grpcPort: app.grpcPort, httpPort: app.httpPort, host: config.host, storage: app.devMode ? 'memory' : 'mysql' }, 'vault started');
+  if (app.devMode) printDevBanner(config.host, app.grpcPort, app.httpPort, app.rootToken, config.rootToken === undefined);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -39,16 +39,18 @@ async function main() {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-function printDevBanner(host: string, grpcPort: number, rootToken: string, generated: boolean) {
+function printDevBanner(host: string, grpcPort: number, httpPort: number, rootToken: string, generated: boolean) {
   const lines = [
     '',
     '==> Vault is running in DEV MODE on in-memory storage.',
     '    Everything stored is LOST when the process exits. Do not use dev mode for real secrets.',
     '',
     `    gRPC:        ${host}:${grpcPort}`,
+    `    HTTP/JSON:   http://${host}:${httpPort}`,
     `    Root token:  ${rootToken}${generated ? '  (generated; set VAULT_ROOT_TOKEN to choose one)' : ''}`,
     '',
     `    export VAULT_TOKEN=${rootToken}`,
+    `    curl -H "Authorization: Bearer $VAULT_TOKEN" http://${host}:${httpPort}/v1/vaults`,
     `    npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${host}:${grpcPort}`,
     '',
   ];

@@ -5,7 +5,7 @@ import { status } from '@grpc/grpc-js';
 import type { JsonValue } from '@bufbuild/protobuf';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from '../rpc/api-method.js';
-import type { Invoke } from '../rpc/invoker.js';
+import { sanitizeRequestId, type Invoke } from '../rpc/invoker.js';
 import { RpcError } from '../rpc/rpc-error.js';
 import { errorBody, type ErrorBodySource } from './error-body.js';
 import { httpStatusForError, httpStatusForSuccess, reasonPhrase } from './http-status.js';
@@ -281,10 +281,9 @@ function originForm(target: string): string | undefined {
   return rest.startsWith('?') ? `/${rest}` : rest;
 }
 
-/** The same rule as the invoker's: a short, plain id is echoed; anything else is replaced. */
+/** The invoker's rule: a short, plain id is echoed; anything else is replaced. */
 function acceptRequestId(header: string | string[] | undefined): string | undefined {
-  const id = single(header);
-  return id && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? id : undefined;
+  return sanitizeRequestId(single(header));
 }
 
 function single(header: string | string[] | undefined): string | undefined {

@@ -55,6 +55,6 @@ export function createInvoker({ authenticator, logger }: { authenticator: Authen
 }
 
 /** Accepts a client's request id only if it is short and plain, so it is safe to log and echo. */
-function sanitizeRequestId(id: string | undefined): string | undefined {
+export function sanitizeRequestId(id: string | undefined): string | undefined {
   return id && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? id : undefined;
 }

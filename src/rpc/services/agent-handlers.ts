@@ -74,6 +74,7 @@ function toAgent(a: AgentRecord): Agent {
     createdAt: a.createdAt,
     expiresAt: a.expiresAt ?? undefined,
     lastActiveAt: a.lastActiveAt ?? undefined,
-    createdBy: a.createdBy,
+    // The hosted API spells created_by as a UUID: root has none, so it is left unset.
+    createdBy: a.createdBy === 'root' ? undefined : a.createdBy,
   };
 }

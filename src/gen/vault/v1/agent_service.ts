@@ -52,8 +52,8 @@ export interface Agent {
   lastActiveAt?:
     | Date
     | undefined;
-  /** Output only. Id of the principal that created the agent. */
-  createdBy: string;
+  /** Output only. Id of the agent that created this one; unset when an operator (root) did. */
+  createdBy?: string | undefined;
 }
 
 /** Request for AgentService.CreateAgent. */
@@ -182,7 +182,7 @@ function createBaseAgent(): Agent {
     createdAt: undefined,
     expiresAt: undefined,
     lastActiveAt: undefined,
-    createdBy: "",
+    createdBy: undefined,
   };
 }
 
@@ -218,7 +218,7 @@ export const Agent: MessageFns<Agent> = {
     if (message.lastActiveAt !== undefined) {
       Timestamp.encode(toTimestamp(message.lastActiveAt), writer.uint32(82).fork()).join();
     }
-    if (message.createdBy !== "") {
+    if (message.createdBy !== undefined) {
       writer.uint32(90).string(message.createdBy);
     }
     return writer;
@@ -377,7 +377,7 @@ export const Agent: MessageFns<Agent> = {
         ? globalThis.String(object.createdBy)
         : isSet(object.created_by)
         ? globalThis.String(object.created_by)
-        : "",
+        : undefined,
     };
   },
 
@@ -413,7 +413,7 @@ export const Agent: MessageFns<Agent> = {
     if (message.lastActiveAt !== undefined) {
       obj.lastActiveAt = message.lastActiveAt.toISOString();
     }
-    if (message.createdBy !== "") {
+    if (message.createdBy !== undefined) {
       obj.createdBy = message.createdBy;
     }
     return obj;
@@ -434,7 +434,7 @@ export const Agent: MessageFns<Agent> = {
     message.createdAt = object.createdAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.lastActiveAt = object.lastActiveAt ?? undefined;
-    message.createdBy = object.createdBy ?? "";
+    message.createdBy = object.createdBy ?? undefined;
     return message;
   },
 };
@@ -1601,17 +1601,6 @@ export const AgentServiceService = {
     responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
   },
-  /** Returns the calling agent's own record. */
-  getAgentSelf: {
-    path: "/vault.v1.AgentService/GetAgentSelf" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetAgentSelfRequest): Buffer => Buffer.from(GetAgentSelfRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetAgentSelfRequest => GetAgentSelfRequest.decode(value),
-    responseSerialize: (value: GetAgentSelfResponse): Buffer =>
-      Buffer.from(GetAgentSelfResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetAgentSelfResponse => GetAgentSelfResponse.decode(value),
-  },
   /** Returns one agent. */
   getAgent: {
     path: "/vault.v1.AgentService/GetAgent" as const,
@@ -1621,6 +1610,20 @@ export const AgentServiceService = {
     requestDeserialize: (value: Buffer): GetAgentRequest => GetAgentRequest.decode(value),
     responseSerialize: (value: GetAgentResponse): Buffer => Buffer.from(GetAgentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetAgentResponse => GetAgentResponse.decode(value),
+  },
+  /**
+   * Returns the calling agent's own record. Declared after GetAgent on purpose: grpc-gateway
+   * tries the handler registered last first, so `/v1/agents/me` must not reach GetAgent("me").
+   */
+  getAgentSelf: {
+    path: "/vault.v1.AgentService/GetAgentSelf" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetAgentSelfRequest): Buffer => Buffer.from(GetAgentSelfRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetAgentSelfRequest => GetAgentSelfRequest.decode(value),
+    responseSerialize: (value: GetAgentSelfResponse): Buffer =>
+      Buffer.from(GetAgentSelfResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetAgentSelfResponse => GetAgentSelfResponse.decode(value),
   },
   /**
    * Changes the fields that are set in the request; the others keep their values.
@@ -1667,10 +1670,13 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   createAgent: handleUnaryCall<CreateAgentRequest, CreateAgentResponse>;
   /** Lists agents, oldest first. */
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
-  /** Returns the calling agent's own record. */
-  getAgentSelf: handleUnaryCall<GetAgentSelfRequest, GetAgentSelfResponse>;
   /** Returns one agent. */
   getAgent: handleUnaryCall<GetAgentRequest, GetAgentResponse>;
+  /**
+   * Returns the calling agent's own record. Declared after GetAgent on purpose: grpc-gateway
+   * tries the handler registered last first, so `/v1/agents/me` must not reach GetAgent("me").
+   */
+  getAgentSelf: handleUnaryCall<GetAgentSelfRequest, GetAgentSelfResponse>;
   /**
    * Changes the fields that are set in the request; the others keep their values.
    * Deactivating an agent revokes its tokens at once.
@@ -1718,22 +1724,6 @@ export interface AgentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
   ): ClientUnaryCall;
-  /** Returns the calling agent's own record. */
-  getAgentSelf(
-    request: GetAgentSelfRequest,
-    callback: (error: ServiceError | null, response: GetAgentSelfResponse) => void,
-  ): ClientUnaryCall;
-  getAgentSelf(
-    request: GetAgentSelfRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetAgentSelfResponse) => void,
-  ): ClientUnaryCall;
-  getAgentSelf(
-    request: GetAgentSelfRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetAgentSelfResponse) => void,
-  ): ClientUnaryCall;
   /** Returns one agent. */
   getAgent(
     request: GetAgentRequest,
@@ -1749,6 +1739,25 @@ export interface AgentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetAgentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Returns the calling agent's own record. Declared after GetAgent on purpose: grpc-gateway
+   * tries the handler registered last first, so `/v1/agents/me` must not reach GetAgent("me").
+   */
+  getAgentSelf(
+    request: GetAgentSelfRequest,
+    callback: (error: ServiceError | null, response: GetAgentSelfResponse) => void,
+  ): ClientUnaryCall;
+  getAgentSelf(
+    request: GetAgentSelfRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetAgentSelfResponse) => void,
+  ): ClientUnaryCall;
+  getAgentSelf(
+    request: GetAgentSelfRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetAgentSelfResponse) => void,
   ): ClientUnaryCall;
   /**
    * Changes the fields that are set in the request; the others keep their values.
