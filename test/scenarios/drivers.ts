@@ -29,6 +29,10 @@ export function grpcDriver(t: TestApp, registry: FileRegistry): Driver {
     'vault.v1.SecretService': t.clients.secrets,
     'vault.v1.VaultService': t.clients.vaults,
     'vault.v1.SystemService': t.clients.system,
+    'vault.v1.AgentService': t.clients.agents,
+    'vault.v1.AuthService': t.clients.auth,
+    'vault.v1.PolicyService': t.clients.policies,
+    'vault.v1.AuditService': t.clients.audit,
   };
   return {
     name: 'gRPC',
