@@ -60,16 +60,19 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes });
     const audit = createAuditService({ storage, access, chain: createAuditChain(keyring) });
 
+    const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, appendAudit, now });
+    // This instance forgets cached agents at once when it changes one; others within a second.
+    const onCredentialsChanged = () => authenticator.forgetAgents();
+
     const methods = [
       ...vaultServiceMethods(vaults),
       ...secretServiceMethods(secrets),
-      ...agentServiceMethods(createAgentService({ storage, access, now })),
+      ...agentServiceMethods(createAgentService({ storage, access, now, onCredentialsChanged })),
       ...authServiceMethods(createTokenExchange({ storage, tokens, now })),
-      ...policyServiceMethods(createPolicyService({ storage, access, vaults, now })),
+      ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged })),
       ...auditServiceMethods(audit),
       ...systemServiceMethods({ storage, version: VERSION }),
     ];
-    const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, appendAudit, now });
     const invoke = createInvoker({ authenticator, logger });
     const sealer = startAuditSealer(audit.sealPending, logger);
     const descriptorSet = loadDescriptorSetBytes();

@@ -1,4 +1,4 @@
-import { startApp } from './app.js';
+import { startApp, type App } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 
@@ -15,14 +15,14 @@ async function main() {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  const app = await startApp(config, logger);
-  logger.info({ grpcPort: app.grpcPort, httpPort: app.httpPort, host: config.host, storage: app.devMode ? 'memory' : 'mysql' }, 'vault started');
-  if (app.devMode) printDevBanner(config.host, app.grpcPort, app.httpPort, app.rootToken, config.rootToken === undefined);
 
-  let stopping = false;
+  // Signal handlers go in first, so a signal during start-up also ends in a clean stop.
+  let app: App | undefined;
+  let stopping: string | undefined;
   const stop = (signal: string) => {
     if (stopping) return;
-    stopping = true;
+    stopping = signal;
+    if (!app) return; // start-up finishes, then stops
     logger.info({ signal }, 'shutting down: finishing in-flight calls');
     app.stop().then(
       () => {
@@ -37,6 +37,15 @@ async function main() {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  app = await startApp(config, logger);
+  logger.info({ grpcPort: app.grpcPort, httpPort: app.httpPort, host: config.host, storage: app.devMode ? 'memory' : 'mysql' }, 'vault started');
+  if (app.devMode) printDevBanner(config.host, app.grpcPort, app.httpPort, app.rootToken, config.rootToken === undefined);
+  if (stopping) {
+    const signal = stopping;
+    stopping = undefined;
+    stop(signal);
+  }
 }
 
 function printDevBanner(host: string, grpcPort: number, httpPort: number, rootToken: string, generated: boolean) {

@@ -29,7 +29,12 @@ export function agentCanAuthenticate(agent: AgentRecord, at: Date): boolean {
  * same UNAUTHENTICATED answer (no hint whether the agent exists) and leaves an audit event; the
  * credential itself is never logged or recorded.
  */
-export function createCredentialAuthenticator({ rootToken, agents, tokens, appendAudit, now }: CredentialAuthenticatorDeps): Authenticator {
+export interface CredentialAuthenticator extends Authenticator {
+  /** Drops what this instance remembers about agents, after it changed one's credentials. */
+  forgetAgents(): void;
+}
+
+export function createCredentialAuthenticator({ rootToken, agents, tokens, appendAudit, now }: CredentialAuthenticatorDeps): CredentialAuthenticator {
   const byId = new Map<string, { agent: AgentRecord | null; until: number }>();
   const byKey = new Map<string, { agent: AgentRecord | null; until: number }>();
   const touched = new Map<string, number>();
@@ -69,6 +74,11 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, appen
   }
 
   return {
+    forgetAgents() {
+      byId.clear();
+      byKey.clear();
+    },
+
     async authenticate(authorization, requestId) {
       const at = now();
       let principal: Principal | null = null;

@@ -37,7 +37,15 @@ export interface AgentService {
   rotateKey(context: CallContext, agentId: string): Promise<{ agent: AgentRecord; apiKey: string }>;
 }
 
-export function createAgentService({ storage, access, now }: { storage: Pick<Storage, 'agents'>; access: AccessControl; now: () => Date }): AgentService {
+export interface AgentServiceDeps {
+  storage: Pick<Storage, 'agents'>;
+  access: AccessControl;
+  now: () => Date;
+  /** Told after this instance changed an agent's credentials, so its caches drop them at once. */
+  onCredentialsChanged?: () => void;
+}
+
+export function createAgentService({ storage, access, now, onCredentialsChanged = () => {} }: AgentServiceDeps): AgentService {
   const event = (context: CallContext, action: string, agentId: string, at = now()) =>
     auditEvent(context, at, { action, resourceType: 'agent', resourceId: agentId });
   const missing = (agentId: string) => notFound(`agent ${agentId} does not exist`);
@@ -103,6 +111,7 @@ export function createAgentService({ storage, access, now }: { storage: Pick<Sto
       };
       const updated = await storage.agents.update(agentId, changes, [event(context, 'agent.update', agentId, at)]);
       if (!updated) throw missing(agentId);
+      onCredentialsChanged();
       return updated;
     },
 
@@ -110,6 +119,7 @@ export function createAgentService({ storage, access, now }: { storage: Pick<Sto
       access.requireOperator(context, 'delete agents');
       requireUuid('agent_id', agentId);
       if (!(await storage.agents.delete(agentId, [event(context, 'agent.delete', agentId)]))) throw missing(agentId);
+      onCredentialsChanged();
     },
 
     async rotateKey(context, agentId) {
@@ -118,6 +128,7 @@ export function createAgentService({ storage, access, now }: { storage: Pick<Sto
       const apiKey = generateApiKey();
       const agent = await storage.agents.rotateKey(agentId, hashApiKey(apiKey), [event(context, 'agent.key_rotated', agentId)]);
       if (!agent) throw missing(agentId);
+      onCredentialsChanged();
       return { agent, apiKey };
     },
   };

@@ -58,11 +58,14 @@ export function createPolicyService({
   access,
   vaults,
   now,
+  onCredentialsChanged = () => {},
 }: {
   storage: Pick<Storage, 'policies' | 'agents'>;
   access: AccessControl;
   vaults: Pick<VaultService, 'require'>;
   now: () => Date;
+  /** Told after a policy change, which revokes the named agent's tokens. */
+  onCredentialsChanged?: () => void;
 }): PolicyService {
   const event = (context: CallContext, action: string, vaultId: string, policyId: string, at = now()) =>
     auditEvent(context, at, { action, resourceType: 'policy', resourceId: policyId, vaultId });
@@ -95,6 +98,7 @@ export function createPolicyService({
         priority: requireIntRange('priority', input.priority, 0, MAX_PRIORITY),
       };
       await storage.policies.create(policy, [event(context, 'policy.create', policy.vaultId, policy.id, at)]);
+      onCredentialsChanged();
       return policy;
     },
 
@@ -118,6 +122,7 @@ export function createPolicyService({
       };
       const updated = await storage.policies.update(vaultId, policyId, changes, [event(context, 'policy.update', vaultId, policyId, at)]);
       if (!updated) throw missing(vaultId, policyId);
+      onCredentialsChanged();
       return updated;
     },
 
@@ -126,6 +131,7 @@ export function createPolicyService({
       requireUuid('vault_id', vaultId);
       requireUuid('policy_id', policyId);
       if (!(await storage.policies.delete(vaultId, policyId, [event(context, 'policy.delete', vaultId, policyId)]))) throw missing(vaultId, policyId);
+      onCredentialsChanged();
     },
   };
 }
