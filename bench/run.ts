@@ -86,6 +86,12 @@ async function main() {
   }
   await measure('GetSecret (unlimited)', () => call(secrets, secrets.getSecret, { vaultId: vault.id, path: 'bench/read' }, metadata));
   await measure('GetSecret (read budget)', () => call(secrets, secrets.getSecret, { vaultId: vault.id, path: 'bench/budget' }, metadata));
+  const http = `http://127.0.0.1:${app.httpPort}/v1/vaults/${vault.id}/secrets/bench/read`;
+  await measure('GET secret over HTTP', async () => {
+    const response = await fetch(http, { headers: { authorization: `Bearer ${token}` } });
+    if (response.status !== 200) throw new Error(String(response.status));
+    await response.arrayBuffer();
+  });
   await measure('PutSecret (1 KiB, one path)', () => put('bench/hot'));
   await measure('PutSecret (1 KiB, many paths)', (i) => put(`bench/many/${i}`));
   await measure('RotateSecret', () =>
