@@ -2,7 +2,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
-import { startTestApp, TEST_MASTER_KEY, unary, type TestApp } from '../support/test-app.js';
+import { startTestApp, TEST_MASTER_KEY, TEST_ROOT_TOKEN, unary, type TestApp } from '../support/test-app.js';
 
 /**
  * Two service instances on one MariaDB database, as an operator scales out: correctness must not
@@ -102,5 +102,62 @@ describeWithDatabase('several instances on one database', () => {
     expect(verified).toMatchObject({ chainValid: true });
     expect(verified.eventsChecked).toBeGreaterThan(60);
     expect(verified.eventsVerified).toBe(verified.eventsChecked);
+  });
+
+  it('never writes a value, API key or token to the database outside the ciphertext, nor to the logs', async () => {
+    const value = 'canary-value-8c2f41e07d';
+    const created = await unary(a.clients.agents, a.clients.agents.createAgent, { name: 'canary', description: '', scopes: [], expiresAt: undefined, tokenTtlSeconds: undefined }, a.auth());
+    await unary(a.clients.policies, a.clients.policies.createPolicy,
+      { vaultId, secretPathPattern: '**', principalType: 'agent', principalId: created.agent!.id, permissions: ['read', 'write'], conditions: undefined, expiresAt: undefined, effect: '', priority: 0 }, a.auth());
+    const { accessToken } = await unary(b.clients.auth, b.clients.auth.createAgentToken, { agentId: '', apiKey: created.apiKey });
+    await unary(b.clients.secrets, b.clients.secrets.putSecret, { vaultId, path: 'canary/p', value, type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: 0 }, b.auth(accessToken));
+    await unary(a.clients.secrets, a.clients.secrets.getSecret, { vaultId, path: 'canary/p' }, a.auth(created.apiKey));
+    await a.http('GET', `/v1/vaults/${vaultId}/secrets/canary/p`, { token: accessToken });
+    await b.http('GET', `/v1/vaults/${vaultId}/secrets/canary/p`, { token: `${created.apiKey}x` }); // a failed authentication
+    await unary(a.clients.audit, a.clients.audit.verifyAuditChain, {}, a.auth()); // seal everything
+
+    const connection = await createConnection(db.url);
+    let dump = '';
+    try {
+      const [tables] = await connection.query<Array<{ name: string }> & import('mysql2').RowDataPacket[]>(
+        'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()',
+      );
+      for (const { name } of tables) {
+        const [rows] = await connection.query(`SELECT * FROM \`${name}\``);
+        dump += JSON.stringify(rows, (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v));
+      }
+    } finally {
+      await connection.end();
+    }
+    const haystack = `${dump}\n${a.logs.join('\n')}\n${b.logs.join('\n')}`;
+    for (const secret of [value, created.apiKey, created.apiKey.slice(4), accessToken, accessToken.split('.')[2]!, TEST_ROOT_TOKEN]) {
+      for (const encoded of [secret, Buffer.from(secret).toString('base64'), Buffer.from(secret).toString('base64url'), Buffer.from(secret).toString('hex'), encodeURIComponent(secret)]) {
+        expect(haystack).not.toContain(encoded);
+      }
+    }
+    expect(dump).toContain('canary/p'); // the dump really covers the rows written
+  });
+
+  it('reports the first broken event after a row is edited or deleted in the database', async () => {
+    const before = await unary(a.clients.audit, a.clients.audit.verifyAuditChain, {}, a.auth());
+    expect(before.chainValid).toBe(true);
+    const connection = await createConnection(db.url);
+    try {
+      const [[edited]] = await connection.query<import('mysql2').RowDataPacket[]>('SELECT id FROM audit_events WHERE chain_index = 5');
+      await connection.query("UPDATE audit_events SET outcome = 'denied' WHERE chain_index = 5");
+      const afterEdit = await unary(b.clients.audit, b.clients.audit.verifyAuditChain, {}, b.auth());
+      expect(afterEdit).toMatchObject({ chainValid: false, eventsVerified: 4, brokenAtEventId: Buffer.isBuffer(edited!.id) ? edited!.id.toString() : edited!.id });
+      await connection.query("UPDATE audit_events SET outcome = 'success' WHERE chain_index = 5");
+      expect((await unary(b.clients.audit, b.clients.audit.verifyAuditChain, {}, b.auth())).chainValid).toBe(true);
+
+      const [[next]] = await connection.query<import('mysql2').RowDataPacket[]>('SELECT id FROM audit_events WHERE chain_index = 8');
+      await connection.query('DELETE FROM audit_events WHERE chain_index = 7');
+      const afterDelete = await unary(a.clients.audit, a.clients.audit.verifyAuditChain, {}, a.auth());
+      expect(afterDelete).toMatchObject({ chainValid: false, eventsVerified: 6, brokenAtEventId: Buffer.isBuffer(next!.id) ? next!.id.toString() : next!.id });
+      const overHttp = await a.http('GET', '/v1/audit/verify');
+      expect(overHttp.json).toMatchObject({ chain_valid: false, events_verified: 6, broken_at_event_id: afterDelete.brokenAtEventId });
+    } finally {
+      await connection.end();
+    }
   });
 });
