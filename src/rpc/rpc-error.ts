@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { VaultError, type ErrorCode } from '../domain/errors.js';
+import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage/storage-errors.js';
 
 /** google.rpc.ErrorInfo's fields, as carried by an RpcError. */
 export interface ErrorInfo {
@@ -47,13 +48,15 @@ export function toRpcError(error: unknown, unexpected: (error: unknown) => void)
     const info = error.reason ? { reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata } : undefined;
     return new RpcError(CODES[error.code], error.message, info);
   }
-  if (isUnavailable(error)) return new RpcError(status.UNAVAILABLE, 'storage is unavailable; retry later');
+  if (error instanceof CommitOutcomeUnknownError) {
+    return new RpcError(
+      status.UNAVAILABLE,
+      'the database connection was lost while committing: the change may or may not have been applied; check (e.g. list versions) before retrying',
+      { reason: 'COMMIT_OUTCOME_UNKNOWN', domain: ERROR_DOMAIN, metadata: {} },
+    );
+  }
+  if (error instanceof StorageUnavailableError) return new RpcError(status.UNAVAILABLE, 'storage is unavailable; retry later');
+  if (error instanceof StorageContentionError) return new RpcError(status.ABORTED, 'the change conflicted with concurrent changes; retry it');
   unexpected(error);
   return new RpcError(status.INTERNAL, 'internal error');
-}
-
-/** Connection-level database failures that outlived the storage layer's own retries. */
-function isUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|PROTOCOL_CONNECTION_LOST|ER_SERVER_SHUTDOWN|ER_CON_COUNT_ERROR|POOL_CLOSED)$/.test(code);
 }

@@ -5,6 +5,7 @@ import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
 import { checkOrder, MIGRATIONS } from '../../src/storage/mysql/migrations.js';
 import { acquire, checkParams, openPool, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
 import { failureKind } from '../../src/storage/mysql/retryable-errors.js';
+import { StorageContentionError } from '../../src/storage/storage-errors.js';
 import {
   CommitOutcomeUnknownError,
   DEFAULT_RETRY,
@@ -179,7 +180,10 @@ describeWithDatabase('mysql transactions', () => {
     const deadlock = Object.assign(new Error('Deadlock found when trying to get lock'), { errno: 1213, code: 'ER_LOCK_DEADLOCK' });
     let attempts = 0;
     const quick: Database = { ...db, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } };
-    await expect(inTransaction(quick, async () => { attempts++; throw deadlock; })).rejects.toBe(deadlock);
+    const error = await inTransaction(quick, async () => { attempts++; throw deadlock; }).catch((e: unknown) => e);
+    // The store's own error leaves the seam, with the driver's as its cause.
+    expect(error).toBeInstanceOf(StorageContentionError);
+    expect((error as Error).cause).toBe(deadlock);
     expect(attempts).toBe(3);
     expect(warnings).toEqual(['database call failed after retries']);
   });

@@ -1,4 +1,5 @@
 import { acquire, sqlOn, type Pool, type PoolConnection, type Sql } from './pool.js';
+import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
 import { errorFields, failureKind } from './retryable-errors.js';
 
 export interface WarnLogger {
@@ -23,17 +24,7 @@ export interface Database {
   retry: RetryPolicy;
 }
 
-/**
- * Thrown when the connection died while COMMIT was in flight: the server may or may not have
- * committed, so running the transaction again could apply it twice (a duplicate version, a read
- * spent twice). Deliberately not retried; the caller sees an error instead of a silent double.
- */
-export class CommitOutcomeUnknownError extends Error {
-  constructor(cause: unknown) {
-    super('the database connection was lost during COMMIT; the change may or may not have been applied', { cause });
-    this.name = 'CommitOutcomeUnknownError';
-  }
-}
+export { CommitOutcomeUnknownError };
 
 /**
  * Runs `work` between BEGIN and COMMIT on one connection. On a deadlock, lock wait timeout,
@@ -54,7 +45,7 @@ export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>): 
       return result;
     } catch (error) {
       await abandon(connection, error);
-      if (committing && failureKind(error) === 'connection') throw new CommitOutcomeUnknownError(error);
+      if (committing && failureKind(error) === 'connection') throw new CommitOutcomeUnknownError({ cause: error });
       throw error;
     }
   });
@@ -89,7 +80,8 @@ async function withRetries<T>(db: Database, attempt: () => Promise<T>): Promise<
       if (kind === 'other') throw error;
       if (tried >= attempts) {
         db.logger.warn({ ...errorFields(error), attempts: tried }, 'database call failed after retries');
-        throw error;
+        // Leave the seam as the store's own errors: callers need not know the driver's codes.
+        throw kind === 'conflict' ? new StorageContentionError({ cause: error }) : new StorageUnavailableError('the database is unavailable', { cause: error });
       }
       // Contention is routine and would flood the log; a lost connection is worth a line.
       if (kind === 'connection') db.logger.warn({ ...errorFields(error), attempt: tried }, 'database connection lost; retrying');

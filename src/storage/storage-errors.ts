@@ -1,0 +1,32 @@
+/**
+ * Failures of the store itself, as opposed to answers about data. Implementations throw these
+ * (never driver errors) once their own retries are spent, so the transports can map them without
+ * knowing which database is behind the seam.
+ */
+
+/** The store did not answer (down, restarting, unreachable). Retrying later can succeed. */
+export class StorageUnavailableError extends Error {
+  override readonly name: string = 'StorageUnavailableError';
+  constructor(message = 'storage is unavailable', options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * The connection died while COMMIT was in flight: the store may or may not have applied the
+ * change, so it is not retried (it could apply twice). The caller must check before retrying.
+ */
+export class CommitOutcomeUnknownError extends StorageUnavailableError {
+  override readonly name = 'CommitOutcomeUnknownError';
+  constructor(options?: { cause?: unknown }) {
+    super('the database connection was lost during COMMIT; the change may or may not have been applied', options);
+  }
+}
+
+/** Transactions kept conflicting (deadlocks, multi-primary certification failures) past every retry. */
+export class StorageContentionError extends Error {
+  override readonly name = 'StorageContentionError';
+  constructor(options?: { cause?: unknown }) {
+    super('the change kept conflicting with concurrent changes', options);
+  }
+}
