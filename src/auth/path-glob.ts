@@ -4,6 +4,18 @@
  * is literal. Compiled once to a regular expression.
  */
 export function compileGlob(pattern: string): RegExp {
+  let compiled = compiledGlobs.get(pattern);
+  if (!compiled) {
+    // Policies are evaluated on every agent call; patterns repeat, so compile each once.
+    if (compiledGlobs.size >= 10_000) compiledGlobs.clear();
+    compiledGlobs.set(pattern, (compiled = toRegExp(pattern)));
+  }
+  return compiled;
+}
+
+const compiledGlobs = new Map<string, RegExp>();
+
+function toRegExp(pattern: string): RegExp {
   const segments = pattern.split('/');
   let source = '';
   segments.forEach((segment, i) => {
