@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AccessControl } from '../auth/access-control.js';
 import { BarrierError, encodeContext, type Barrier } from '../crypto/barrier.js';
 import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
+import { VaultMissingError } from '../storage/storage-errors.js';
 import type { SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { dataLoss, gone, invalidArgument, notFound } from './errors.js';
@@ -84,7 +85,6 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
     input: { vaultId: string; path: string; action: string },
     build: (previous: SecretVersionRecord | null) => { value: string; type: string; metadata: SecretVersionRecord['metadata']; expiresAt: Date | null; maxAccessCount: number },
   ): Promise<SecretVersionView> {
-    await vaults.require(context, input.vaultId);
     const at = now();
     const created = await storage.secrets.append(
       input.vaultId,
@@ -111,7 +111,9 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           details: { version: version.version },
         }),
       ],
-    );
+    ).catch((error: unknown) => {
+      throw error instanceof VaultMissingError ? notFound(`vault ${input.vaultId} does not exist`) : error;
+    });
     return view(created);
   }
 

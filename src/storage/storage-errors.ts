@@ -30,3 +30,11 @@ export class StorageContentionError extends Error {
     super('the change kept conflicting with concurrent changes', options);
   }
 }
+
+/** A write named a vault that does not exist (or was deleted meanwhile). An answer, not a fault. */
+export class VaultMissingError extends Error {
+  override readonly name = 'VaultMissingError';
+  constructor(readonly vaultId: string) {
+    super(`vault ${vaultId} does not exist`);
+  }
+}

@@ -56,7 +56,8 @@ export interface SecretStore {
    * number the version gets and the path's newest live version; it returns the new version's
    * fields (so the ciphertext can bind the version number) or throws to abort with nothing
    * written. Numbers are gapless and unique per path under any concurrency, and continue after a
-   * delete. Also clears the path's deleted state.
+   * delete. Also clears the path's deleted state. Throws VaultMissingError (storage-errors.ts)
+   * when the vault does not exist, so callers need no separate existence check.
    */
   append(
     vaultId: string,

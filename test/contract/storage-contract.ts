@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { VaultMissingError } from '../../src/storage/storage-errors.js';
 import type { AgentRecord, AuditRecord, NewSecretVersion, PolicyRecord, Storage, VaultRecord } from '../../src/storage/storage.js';
 
 /**
@@ -115,6 +116,14 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
         ).rejects.toThrow('refused');
         expect((await put('p', 'two')).version).toBe(2);
         expect((await storage.secrets.listVersions(vault.id, 'p')).map((v) => v.version)).toEqual([2, 1]);
+      });
+
+      it('refuses an append to a vault that does not exist, writing nothing', async () => {
+        const missing = randomUUID();
+        await expect(storage.secrets.append(missing, 'p', () => fields('x'), () => [])).rejects.toBeInstanceOf(VaultMissingError);
+        expect(await storage.secrets.lookup(missing, 'p', { kind: 'latest' })).toMatchObject({ exists: false });
+        await storage.vaults.delete(vault.id, []);
+        await expect(storage.secrets.append(vault.id, 'p', () => fields('x'), () => [])).rejects.toBeInstanceOf(VaultMissingError);
       });
 
       it('gives unique, gapless numbers to concurrent appends', async () => {

@@ -7,6 +7,7 @@ import type {
   VaultStore,
 } from '../storage.js';
 import { compareBytes } from '../path-order.js';
+import { VaultMissingError } from '../storage-errors.js';
 import { createMemoryAuditStore } from './memory-audit-store.js';
 import { createMemoryIdentityStores } from './memory-identity-stores.js';
 
@@ -63,6 +64,7 @@ export function createMemoryStorage() {
 
   const secretStore: SecretStore = {
     async append(vaultId, path, build, audit) {
+      if (!vaults.has(vaultId)) throw new VaultMissingError(vaultId);
       const byPath = pathsOf(vaultId);
       const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [] };
       const version = state.lastVersion + 1;

@@ -1,3 +1,4 @@
+import { VaultMissingError } from '../storage-errors.js';
 import type { PolicyChanges, PolicyRecord, PolicyStore } from '../storage.js';
 import { insertAuditEvents } from './audit-log.js';
 import { duplicateKey, isMissingParent } from './constraint-errors.js';
@@ -20,7 +21,7 @@ export function createPolicyStore(db: Database): PolicyStore {
           await sql.change(`INSERT INTO policies (${POLICY_COLUMNS}) VALUES (${PLACEHOLDERS})`, policyParams(policy));
         } catch (error) {
           if (duplicateKey(error) !== undefined) throw new Error(`policy ${policy.id} already exists`);
-          if (isMissingParent(error)) throw new Error(`vault ${policy.vaultId} does not exist`);
+          if (isMissingParent(error)) throw new VaultMissingError(policy.vaultId);
           throw error;
         }
         await bumpGeneration(sql, policy.principalId);

@@ -1,5 +1,7 @@
 import type { SecretStore, SecretVersionRecord } from '../storage.js';
+import { VaultMissingError } from '../storage-errors.js';
 import { insertAuditEvents } from './audit-log.js';
+import { isMissingParent } from './constraint-errors.js';
 import { asStored } from './row-mapping.js';
 import {
   claimNextVersion,
@@ -21,7 +23,10 @@ export function createSecretStore(db: Database): SecretStore {
     // retry after a deadlock calls build and audit again, which the interface allows.
     append: (vaultId, path, build, audit) =>
       inTransaction(db, async (sql) => {
-        const version = await claimNextVersion(sql, vaultId, path);
+        const version = await claimNextVersion(sql, vaultId, path).catch((error: unknown) => {
+          // The counter row's foreign key is the vault check: no extra query on every write.
+          throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
+        });
         const previous = await newestLiveVersion(sql, vaultId, path);
         const fields = build({ version, previous });
         const created: SecretVersionRecord = {
