@@ -16,12 +16,15 @@ export type ErrorCode =
   | 'data_loss';
 
 /** Why a secret read is refused: gRPC FAILED_PRECONDITION with an ErrorInfo reason, HTTP 410. */
-export type GoneReason =
-  | 'SECRET_VERSION_DISABLED'
-  | 'SECRET_VERSION_EXPIRED'
-  | 'SECRET_VERSION_EXHAUSTED'
-  | 'SECRET_DELETED'
-  | 'SECRET_NO_READABLE_VERSION';
+export const GONE_REASONS = [
+  'SECRET_VERSION_DISABLED',
+  'SECRET_VERSION_EXPIRED',
+  'SECRET_VERSION_EXHAUSTED',
+  'SECRET_DELETED',
+  'SECRET_NO_READABLE_VERSION',
+] as const;
+
+export type GoneReason = (typeof GONE_REASONS)[number];
 
 export class VaultError extends Error {
   override readonly name = 'VaultError';

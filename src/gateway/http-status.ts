@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { status } from '@grpc/grpc-js';
-import type { GoneReason } from '../domain/errors.js';
+import { GONE_REASONS } from '../domain/errors.js';
 
 /**
  * The one table from gRPC codes to HTTP statuses: grpc-gateway's HTTPStatusFromCode
@@ -30,17 +30,11 @@ const HTTP_STATUS_BY_CODE: Readonly<Record<number, number>> = {
  * ErrorInfo reasons that make a FAILED_PRECONDITION a 410 Gone: a read of a version that is
  * disabled, expired or out of reads, or of a deleted secret. gRPC has no "gone" code.
  */
-export const GONE_REASONS: ReadonlySet<string> = new Set<GoneReason>([
-  'SECRET_VERSION_DISABLED',
-  'SECRET_VERSION_EXPIRED',
-  'SECRET_VERSION_EXHAUSTED',
-  'SECRET_DELETED',
-  'SECRET_NO_READABLE_VERSION',
-]);
+const GONE: ReadonlySet<string> = new Set(GONE_REASONS);
 
 /** The HTTP status of a failed call, from its gRPC code and ErrorInfo reason. */
 export function httpStatusForError(code: number, reason?: string): number {
-  if (code === status.FAILED_PRECONDITION && reason !== undefined && GONE_REASONS.has(reason)) return 410;
+  if (code === status.FAILED_PRECONDITION && reason !== undefined && GONE.has(reason)) return 410;
   return HTTP_STATUS_BY_CODE[code] ?? 500;
 }
 

@@ -25,7 +25,8 @@ export interface GrpcServer {
 export function createGrpcServer({ methods, invoke, descriptorSet }: { methods: ApiMethod[]; invoke: Invoke; descriptorSet: Uint8Array }): GrpcServer {
   const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
 
-  for (const [service, serviceMethods] of groupByService(methods)) {
+  const services = groupByService(methods);
+  for (const [service, serviceMethods] of services) {
     const definition: Record<string, ApiMethod['definition']> = {};
     const implementation: UntypedServiceImplementation = {};
     for (const method of serviceMethods) {
@@ -59,7 +60,7 @@ export function createGrpcServer({ methods, invoke, descriptorSet }: { methods: 
   // @grpc/reflection indexes the files of a proto-loader package definition; handing it the
   // exact buf-built files (instead of proto-loader's re-synthesised ones) keeps their imports, so
   // clients can describe and call methods, not just list them. Only served services are listed.
-  const served = [...groupByService(methods).keys(), 'grpc.health.v1.Health'];
+  const served = [...services.keys(), 'grpc.health.v1.Health'];
   const reflection = new ReflectionService({ vault: { fileDescriptorProtos: fileDescriptorProtos(descriptorSet) } } as never, {
     services: served,
   });

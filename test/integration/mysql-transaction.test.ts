@@ -5,9 +5,8 @@ import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
 import { checkOrder, MIGRATIONS } from '../../src/storage/mysql/migrations.js';
 import { acquire, checkParams, openPool, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
 import { failureKind } from '../../src/storage/mysql/retryable-errors.js';
-import { StorageContentionError } from '../../src/storage/storage-errors.js';
+import { CommitOutcomeUnknownError, StorageContentionError } from '../../src/storage/storage-errors.js';
 import {
-  CommitOutcomeUnknownError,
   DEFAULT_RETRY,
   inTransaction,
   withConnection,

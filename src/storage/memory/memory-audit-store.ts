@@ -3,6 +3,8 @@ import type { AuditRecord, AuditStore, ChainHead, StoredAuditEvent } from '../st
 /** The in-memory audit trail; `record` is what every store calls with a change's events. */
 export function createMemoryAuditStore() {
   const events: StoredAuditEvent[] = [];
+  // The same objects as in `events`, awaiting a link, so sealing never rescans the whole trail.
+  const pending: StoredAuditEvent[] = [];
   let head: ChainHead | null = null;
   const copy = (e: StoredAuditEvent): StoredAuditEvent => structuredClone(e);
 
@@ -22,17 +24,14 @@ export function createMemoryAuditStore() {
         .map(copy);
     },
     async seal(link, max) {
-      let sealed = 0;
-      for (const event of events) {
-        if (sealed === max) break;
-        if (event.chainIndex !== null) continue;
+      const batch = pending.splice(0, max);
+      for (const event of batch) {
         const chainIndex = (head?.chainIndex ?? 0) + 1;
         const { hash, keyId } = link(head?.hash ?? '', event, chainIndex);
         Object.assign(event, { chainIndex, hash, keyId });
         head = { chainIndex, hash, eventId: event.id };
-        sealed++;
       }
-      return sealed;
+      return batch.length;
     },
     async readChain(after, limit) {
       return events
@@ -51,7 +50,11 @@ export function createMemoryAuditStore() {
     /** The raw rows, for tests that tamper with them as an attacker with database access would. */
     rows: events,
     record(records: AuditRecord[]) {
-      for (const r of records) events.push({ ...structuredClone(r), chainIndex: null, hash: null, keyId: null });
+      for (const r of records) {
+        const event: StoredAuditEvent = { ...structuredClone(r), chainIndex: null, hash: null, keyId: null };
+        events.push(event);
+        pending.push(event);
+      }
     },
   };
 }

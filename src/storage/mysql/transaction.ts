@@ -24,8 +24,6 @@ export interface Database {
   retry: RetryPolicy;
 }
 
-export { CommitOutcomeUnknownError };
-
 /**
  * Runs `work` between BEGIN and COMMIT on one connection. On a deadlock, lock wait timeout,
  * Galera not-ready or a lost connection, the WHOLE transaction runs again (so `work` and any
