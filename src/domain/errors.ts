@@ -47,3 +47,6 @@ export const unauthenticated = (message: string) => new VaultError('unauthentica
 export const gone = (reason: GoneReason, message: string, metadata: Record<string, string> = {}) =>
   new VaultError('gone', message, reason, metadata);
 export const dataLoss = (message: string) => new VaultError('data_loss', message);
+/** A change that cannot apply in the resource's present state (a read refusal is `gone`, 410). */
+export const failedPrecondition = (reason: string, message: string, metadata: Record<string, string> = {}) =>
+  new VaultError('failed_precondition', message, reason, metadata);

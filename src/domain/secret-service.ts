@@ -5,7 +5,7 @@ import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
 import { VaultMissingError } from '../storage/storage-errors.js';
 import type { SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
-import { dataLoss, gone, invalidArgument, notFound } from './errors.js';
+import { dataLoss, failedPrecondition, gone, invalidArgument, notFound } from './errors.js';
 import type { CallContext } from './principal.js';
 import type { VaultService } from './vault-service.js';
 import {
@@ -14,9 +14,11 @@ import {
   requireIntRange,
   requireMetadata,
   requirePath,
+  requireReadStage,
   requireSecretType,
   requireUuid,
   requireVersion,
+  requireWriteStage,
 } from './validation.js';
 
 /** A version as clients see it: everything but the ciphertext. */
@@ -32,6 +34,8 @@ export interface PutSecretInput {
   metadata: unknown;
   expiresAt: Date | undefined;
   maxAccessCount: number;
+  /** Empty or 'current' makes the version current; 'pending' stages it (see records.ts SecretStage). */
+  stage?: string;
 }
 
 export interface RotateSecretInput {
@@ -43,6 +47,8 @@ export interface RotateSecretInput {
   type: string;
   /** Replaces the previous version's metadata when given. */
   metadata: unknown;
+  /** As for put. */
+  stage?: string;
 }
 
 export const ROTATE_DEFAULT_LENGTH = 32;
@@ -52,11 +58,14 @@ export const ROTATE_LENGTH = { min: 8, max: 1024 } as const;
 export interface SecretService {
   put(context: CallContext, input: PutSecretInput): Promise<SecretVersionView>;
   rotate(context: CallContext, input: RotateSecretInput): Promise<SecretVersionView>;
-  get(context: CallContext, vaultId: string, path: string): Promise<SecretWithValue>;
+  /** The latest readable version, or with `stage` the version in that stage. */
+  get(context: CallContext, vaultId: string, path: string, stage?: string): Promise<SecretWithValue>;
   getVersion(context: CallContext, vaultId: string, path: string, version: number): Promise<SecretWithValue>;
   list(context: CallContext, vaultId: string, prefix: string): Promise<SecretVersionView[]>;
   listVersions(context: CallContext, vaultId: string, path: string): Promise<SecretVersionView[]>;
   setDisabled(context: CallContext, vaultId: string, path: string, version: number, disabled: boolean): Promise<void>;
+  /** Makes a version current (the replaced one becomes previous); promoting previous rolls back. */
+  promote(context: CallContext, vaultId: string, path: string, version: number): Promise<SecretVersionView>;
   delete(context: CallContext, vaultId: string, path: string): Promise<void>;
 }
 
@@ -83,7 +92,14 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
   async function write(
     context: CallContext,
     input: { vaultId: string; path: string; action: string },
-    build: (previous: SecretVersionRecord | null) => { value: string; type: string; metadata: SecretVersionRecord['metadata']; expiresAt: Date | null; maxAccessCount: number },
+    build: (previous: SecretVersionRecord | null) => {
+      value: string;
+      type: string;
+      metadata: SecretVersionRecord['metadata'];
+      expiresAt: Date | null;
+      maxAccessCount: number;
+      stage: 'current' | 'pending';
+    },
   ): Promise<SecretVersionView> {
     const at = now();
     const created = await storage.secrets.append(
@@ -100,6 +116,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           createdAt: at,
           expiresAt: fields.expiresAt,
           maxAccessCount: fields.maxAccessCount,
+          stage: fields.stage,
         };
       },
       (version) => [
@@ -108,7 +125,8 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           resourceType: 'secret',
           resourceId: input.path,
           vaultId: input.vaultId,
-          details: { version: version.version },
+          // The stage only when it is not the default, so audit records of plain writes are as before.
+          details: version.stage === 'pending' ? { version: version.version, stage: 'pending' } : { version: version.version },
         }),
       ],
     ).catch((error: unknown) => {
@@ -128,9 +146,13 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
     const where = { path, vault_id: vaultId };
     if (selector.kind === 'latest') {
       if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, where);
-      if (!version) throw gone('SECRET_NO_READABLE_VERSION', `secret ${quote(path)} has no readable version: every version is disabled`, where);
+      if (!version) throw gone('SECRET_NO_READABLE_VERSION', `secret ${quote(path)} has no readable version: every version is disabled or pending`, where);
     } else {
-      if (!version) throw notFound(`secret ${quote(path)} has no version ${selector.version}`);
+      if (!version && selector.kind === 'stage') {
+        if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, where);
+        throw notFound(`secret ${quote(path)} has no ${selector.stage} version`);
+      }
+      if (!version) throw notFound(`secret ${quote(path)} has no version ${selector.kind === 'number' ? selector.version : ''}`);
       if (version.deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, where);
       if (version.disabled) {
         throw gone('SECRET_VERSION_DISABLED', `version ${version.version} of secret ${quote(path)} is disabled`, {
@@ -187,12 +209,14 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       if (!Number.isInteger(input.maxAccessCount) || input.maxAccessCount < 0) {
         throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
       }
+      const stage = requireWriteStage(input.stage);
       return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write' }, () => ({
         value: input.value,
         type,
         metadata,
         expiresAt,
         maxAccessCount: input.maxAccessCount,
+        stage,
       }));
     },
 
@@ -203,6 +227,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       if (!isCharset(charset)) throw invalidArgument(`charset ${quote(charset)} is not one of ${Object.keys(CHARSETS).join(', ')}`);
       const typeOverride = input.type ? requireSecretType(input.type, 'generic') : undefined;
       const metadataOverride = input.metadata === undefined ? undefined : requireMetadata(input.metadata);
+      const stage = requireWriteStage(input.stage);
       const value = randomString(length, CHARSETS[charset]);
       return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate' }, (previous) => {
         if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
@@ -212,11 +237,42 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           metadata: metadataOverride === undefined ? previous.metadata : metadataOverride,
           expiresAt: null,
           maxAccessCount: 0,
+          stage,
         };
       });
     },
 
-    get: (context, vaultId, path) => read(context, vaultId, path, { kind: 'latest' }),
+    async get(context, vaultId, path, stage = '') {
+      const wanted = requireReadStage(stage);
+      return read(context, vaultId, path, wanted ? { kind: 'stage', stage: wanted } : { kind: 'latest' });
+    },
+
+    async promote(context, vaultId, path, version) {
+      await admit(context, vaultId, path, 'rotate');
+      requireVersion(version);
+      const at = now();
+      const outcome = await storage.secrets.promote(vaultId, path, version, ({ replaced }) => [
+        auditEvent(context, at, {
+          action: 'secret.promote',
+          resourceType: 'secret',
+          resourceId: path,
+          vaultId,
+          details: replaced === null ? { version } : { version, replaced },
+        }),
+      ]);
+      if (outcome.kind === 'promoted' || outcome.kind === 'unchanged') return view(outcome.version);
+      const which = { path, vault_id: vaultId, version: String(version) };
+      if (outcome.kind === 'disabled') {
+        throw failedPrecondition('SECRET_VERSION_NOT_PROMOTABLE', `version ${version} of secret ${quote(path)} is disabled: enable it before promoting it`, which);
+      }
+      const { exists, deleted } = await storage.secrets.lookup(vaultId, path, { kind: 'latest' });
+      if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, { path, vault_id: vaultId });
+      if (!exists) {
+        await vaults.require(context, vaultId);
+        throw notFound(`secret ${quote(path)} does not exist in vault ${vaultId}`);
+      }
+      throw notFound(`secret ${quote(path)} has no version ${version}`);
+    },
 
     async getVersion(context, vaultId, path, version) {
       return read(context, vaultId, path, { kind: 'number', version: requireVersion(version) });

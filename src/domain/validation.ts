@@ -1,5 +1,5 @@
 import { invalidArgument } from './errors.js';
-import type { JsonObject } from '../storage/storage.js';
+import { SECRET_STAGES, type JsonObject, type SecretStage } from '../storage/records.js';
 
 const PATH_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_\-/]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -82,4 +82,17 @@ export function requireIntRange(field: string, value: number, min: number, max: 
     throw invalidArgument(`${field} must be a whole number from ${min} to ${max}, got ${value}`);
   }
   return value;
+}
+
+/** The stage a write asks for: empty (or `current`) makes the version current; `pending` stages it. */
+export function requireWriteStage(stage = ''): 'current' | 'pending' {
+  if (stage === '' || stage === 'current' || stage === 'pending') return stage === 'pending' ? 'pending' : 'current';
+  throw invalidArgument(`stage ${quote(stage)} is not valid for a write: leave it empty (current) or use "pending"`);
+}
+
+/** The stage a read asks for; undefined (empty) means the latest readable version. */
+export function requireReadStage(stage: string): SecretStage | undefined {
+  if (stage === '') return undefined;
+  if ((SECRET_STAGES as readonly string[]).includes(stage)) return stage as SecretStage;
+  throw invalidArgument(`stage ${quote(stage)} is not one of ${SECRET_STAGES.join(', ')} (or empty for the latest version)`);
 }

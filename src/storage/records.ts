@@ -15,6 +15,14 @@ export interface VaultRecord {
   createdAt: Date;
 }
 
+/**
+ * A version's place in staged rotation; a path has at most one version in each stage. Writes
+ * without a stage make the new version `current` (the old current becomes `previous`); a
+ * `pending` version is never served as latest until it is promoted.
+ */
+export type SecretStage = 'current' | 'previous' | 'pending';
+export const SECRET_STAGES: readonly SecretStage[] = ['current', 'previous', 'pending'];
+
 /** One version of a secret. `ciphertext` is null once the secret has been deleted (shredded). */
 export interface SecretVersionRecord {
   id: string;
@@ -33,6 +41,8 @@ export interface SecretVersionRecord {
   disabled: boolean;
   /** Set when the secret was deleted while this version existed; never readable again. */
   deleted: boolean;
+  /** Null for a version with no stage (superseded, or deleted). */
+  stage: SecretStage | null;
 }
 
 /** The fields of a new version that the caller decides once it knows the version number. */
@@ -45,6 +55,12 @@ export interface NewSecretVersion {
   createdAt: Date;
   expiresAt: Date | null;
   maxAccessCount: number;
+  /**
+   * `current` shifts the stages (the old current becomes previous, the old previous loses its
+   * stage); `pending` replaces any pending version and leaves current and previous alone.
+   * Default current.
+   */
+  stage?: 'current' | 'pending';
 }
 
 /** What an append learns before it writes: the number it got and the path's newest version. */
@@ -56,11 +72,22 @@ export interface AppendContext {
 }
 
 /** Which version a read wants. */
-export type VersionSelector = { kind: 'latest' } | { kind: 'number'; version: number };
+export type VersionSelector = { kind: 'latest' } | { kind: 'number'; version: number } | { kind: 'stage'; stage: SecretStage };
+
+/** What PromoteSecretVersion did. */
+export type PromoteOutcome =
+  /** The version is now current; `replaced` is the number of the one that became previous. */
+  | { kind: 'promoted'; version: SecretVersionRecord; replaced: number | null }
+  /** The version already was current; nothing changed and nothing was recorded. */
+  | { kind: 'unchanged'; version: SecretVersionRecord }
+  | { kind: 'disabled' }
+  /** No such version, or the path is deleted. */
+  | { kind: 'missing' };
 
 /**
- * The state of a path as one read sees it. `latest` resolution picks the newest version that is
- * neither disabled nor deleted; `number` picks that version whatever its state.
+ * The state of a path as one read sees it. `latest` resolution picks the current version if it is
+ * not disabled, else the newest version that is neither disabled, deleted nor pending; `number`
+ * and `stage` pick that version whatever its state (a stage only among live versions).
  */
 export interface SecretLookup {
   /** Whether the path has ever had a version. */

@@ -10,6 +10,7 @@ import type {
   StoredAuditEvent,
   AuditRecord,
   NewSecretVersion,
+  PromoteOutcome,
   SecretLookup,
   SecretVersionRecord,
   VaultRecord,
@@ -95,8 +96,15 @@ export interface SecretStore {
   ): Promise<boolean>;
 
   /**
-   * Deletes a path: every version is marked deleted and its ciphertext erased; numbering is
-   * kept so a later append continues it. False if the path has no live version.
+   * Makes a live, enabled version `current`; the old current becomes `previous` and the old
+   * previous loses its stage. Serialised with appends on the path. `audit` is written only when
+   * something changed (`promoted`).
+   */
+  promote(vaultId: string, path: string, version: number, audit: (outcome: { replaced: number | null }) => AuditRecord[]): Promise<PromoteOutcome>;
+
+  /**
+   * Deletes a path: every version is marked deleted, loses its stage and its ciphertext is
+   * erased; numbering is kept so a later append continues it. False if the path has no live version.
    */
   delete(vaultId: string, path: string, audit: AuditRecord[]): Promise<boolean>;
 }

@@ -1,10 +1,11 @@
 import { createMysqlStorage } from '../../src/storage/mysql/mysql-store.js';
 import { createTestDatabase } from '../support/database.js';
+import { stagedRotationContract } from './staged-rotation-contract.js';
 import { storageContract } from './storage-contract.js';
 
 // Each test gets a fresh database (migrated by createMysqlStorage), dropped again on close.
 // Outside CI without a server, createTestDatabase() returns null and the suite skips.
-storageContract('mysql', async () => {
+const open = async () => {
   const database = await createTestDatabase();
   if (!database) return null;
   try {
@@ -20,4 +21,6 @@ storageContract('mysql', async () => {
     await database.drop();
     throw error;
   }
-});
+};
+storageContract('mysql', open);
+stagedRotationContract('mysql', open);

@@ -44,6 +44,7 @@ const CELLS: Array<{ rpc: string; request: (f: Fixture) => JsonObject }> = [
   { rpc: 'SecretService.RotateSecret', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret' }) },
   { rpc: 'SecretService.DisableSecretVersion', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret', version: 1 }) },
   { rpc: 'SecretService.EnableSecretVersion', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret', version: 1 }) },
+  { rpc: 'SecretService.PromoteSecretVersion', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret', version: 1 }) },
   { rpc: 'AgentService.GetAgentSelf', request: () => ({}) },
   { rpc: 'AgentService.ListAgents', request: () => ({}) },
   { rpc: 'AgentService.GetAgent', request: (f) => ({ agent_id: f.victimAgent }) },

@@ -19,11 +19,12 @@ export function secretServiceMethods(secrets: SecretService) {
         metadata: request.metadata,
         expiresAt: request.expiresAt,
         maxAccessCount: request.maxAccessCount,
+        stage: request.stage,
       });
       return { secret: toWritten(created) };
     },
     async getSecret(context, request) {
-      return { secret: toSecret(await secrets.get(context, request.vaultId, request.path)) };
+      return { secret: toSecret(await secrets.get(context, request.vaultId, request.path, request.stage)) };
     },
     async listSecrets(context, request) {
       return { secrets: (await secrets.list(context, request.vaultId, request.prefix)).map(toVersion) };
@@ -54,8 +55,12 @@ export function secretServiceMethods(secrets: SecretService) {
         charset: request.charset,
         type: request.type,
         metadata: request.metadata,
+        stage: request.stage,
       });
       return { secret: toWritten(created) };
+    },
+    async promoteSecretVersion(context, request) {
+      return { secret: toVersion(await secrets.promote(context, request.vaultId, request.path, request.version)) };
     },
   });
 }
@@ -73,7 +78,7 @@ function toWritten(v: SecretVersionView): WrittenSecretVersion {
 }
 
 function toVersion(v: SecretVersionView): SecretVersion {
-  return { ...toWritten(v), isDisabled: v.disabled };
+  return { ...toWritten(v), isDisabled: v.disabled, stage: v.stage ?? '', maxAccessCount: v.maxAccessCount, accessCount: v.accessCount };
 }
 
 function toSecret(v: SecretWithValue): Secret {

@@ -1,5 +1,6 @@
 import type {
   AuditRecord,
+  SecretStage,
   SecretStore,
   SecretVersionRecord,
   Storage,
@@ -36,6 +37,14 @@ export function createMemoryStorage() {
     return byPath;
   };
   const live = (state: PathState) => state.versions.filter((v) => !v.deleted);
+  const inStage = (state: PathState, stage: SecretStage) => live(state).find((v) => v.stage === stage);
+  /** The old current becomes previous; the old previous loses its stage. */
+  const shiftCurrent = (state: PathState) => {
+    const [current, previous] = [inStage(state, 'current'), inStage(state, 'previous')];
+    if (previous) previous.stage = null;
+    if (current) current.stage = 'previous';
+    return current?.version ?? null;
+  };
   const copy = (v: SecretVersionRecord): SecretVersionRecord => structuredClone(v);
 
   const vaultStore: VaultStore = {
@@ -70,8 +79,11 @@ export function createMemoryStorage() {
       const version = state.lastVersion + 1;
       const previous = live(state).at(-1) ?? null;
       const fields = build({ version, previous: previous && copy(previous) });
+      const events = (created: SecretVersionRecord) => audit(copy(created));
+      const stage = fields.stage ?? 'current';
       const created: SecretVersionRecord = {
         ...fields,
+        stage,
         vaultId,
         path,
         version,
@@ -79,22 +91,30 @@ export function createMemoryStorage() {
         disabled: false,
         deleted: false,
       };
-      const events = audit(copy(created));
+      const recorded = events(created);
+      if (stage === 'current') shiftCurrent(state);
+      else {
+        const pending = inStage(state, 'pending');
+        if (pending) pending.stage = null;
+      }
       state.versions.push(created);
       state.lastVersion = version;
       state.deleted = false;
       byPath.set(path, state);
-      record(events);
+      record(recorded);
       return copy(created);
     },
 
     async lookup(vaultId, path, selector) {
       const state = paths.get(vaultId)?.get(path);
       if (!state) return { exists: false, deleted: false, version: null };
+      const readable = live(state).filter((v) => !v.disabled);
       const found =
         selector.kind === 'latest'
-          ? live(state).filter((v) => !v.disabled).at(-1)
-          : state.versions.find((v) => v.version === selector.version);
+          ? (readable.find((v) => v.stage === 'current') ?? readable.filter((v) => v.stage !== 'pending').at(-1))
+          : selector.kind === 'stage'
+            ? inStage(state, selector.stage)
+            : state.versions.find((v) => v.version === selector.version);
       return { exists: true, deleted: state.deleted, version: found ? copy(found) : null };
     },
 
@@ -133,12 +153,26 @@ export function createMemoryStorage() {
       return true;
     },
 
+    async promote(vaultId, path, version, audit) {
+      const state = paths.get(vaultId)?.get(path);
+      const found = state && !state.deleted ? live(state).find((v) => v.version === version) : undefined;
+      if (!state || !found) return { kind: 'missing' };
+      if (found.disabled) return { kind: 'disabled' };
+      if (found.stage === 'current') return { kind: 'unchanged', version: copy(found) };
+      found.stage = null;
+      const replaced = shiftCurrent(state);
+      found.stage = 'current';
+      record(audit({ replaced }));
+      return { kind: 'promoted', version: copy(found), replaced };
+    },
+
     async delete(vaultId, path, audit) {
       const state = paths.get(vaultId)?.get(path);
       if (!state || state.deleted) return false;
       for (const v of state.versions) {
         v.deleted = true;
         v.ciphertext = null;
+        v.stage = null;
       }
       state.deleted = true;
       record(audit);

@@ -227,6 +227,26 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'seed_audit_chain_head',
     statements: ["INSERT INTO audit_chain_head (id, chain_index, hash, event_id) VALUES (1, 0, '', '')"],
   },
+  {
+    version: 12,
+    // Staged rotation: `current`, `previous`, `pending` or NULL. The unique key holds each path to
+    // one version per stage (NULLs repeat), so a bug in the label shifts fails loudly instead of
+    // leaving two current versions.
+    name: 'add_secret_version_stage',
+    statements: [
+      `ALTER TABLE secret_versions ADD COLUMN stage VARBINARY(16) NULL,
+        ADD UNIQUE KEY secret_versions_stage (vault_id, path, stage)`,
+    ],
+  },
+  {
+    version: 13,
+    // Before stages, latest was the newest version: make each live path's newest version current.
+    name: 'backfill_current_stage',
+    statements: [
+      `UPDATE secret_versions v JOIN secrets s ON s.vault_id = v.vault_id AND s.path = v.path AND s.last_version = v.version
+       SET v.stage = 'current' WHERE s.deleted = 0 AND v.deleted = 0`,
+    ],
+  },
 ];
 
 const LOCK_NAME = 'vault_migrations';

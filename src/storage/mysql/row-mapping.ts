@@ -1,4 +1,4 @@
-import type { AuditRecord, JsonObject, SecretVersionRecord, VaultRecord } from '../records.js';
+import { SECRET_STAGES, type AuditRecord, type JsonObject, type SecretStage, type SecretVersionRecord, type VaultRecord } from '../records.js';
 import type { Row } from './pool.js';
 
 /**
@@ -32,7 +32,7 @@ export function toVault(row: Row): VaultRecord {
 /** Version columns, qualified with `alias` so they can be selected beside a join. */
 export const versionColumns = (alias: string) =>
   ['vault_id', 'path', 'version', 'id', 'type', 'metadata', 'ciphertext', 'created_by', 'created_at', 'expires_at',
-    'max_access_count', 'access_count', 'disabled', 'deleted']
+    'max_access_count', 'access_count', 'disabled', 'deleted', 'stage']
     .map((column) => `${alias}.${column}`)
     .join(', ');
 
@@ -52,7 +52,15 @@ export function toSecretVersion(row: Row): SecretVersionRecord {
     accessCount: integer(row, 'access_count'),
     disabled: flag(row, 'disabled'),
     deleted: flag(row, 'deleted'),
+    stage: stageOrNull(row, 'stage'),
   };
+}
+
+function stageOrNull(row: Row, column: string): SecretStage | null {
+  if (row[column] === null) return null;
+  const value = text(row, column);
+  if ((SECRET_STAGES as readonly string[]).includes(value)) return value as SecretStage;
+  throw unexpected(column, 'a secret stage');
 }
 
 export const AUDIT_COLUMNS =

@@ -49,8 +49,8 @@ export async function newestLiveVersion(sql: Sql, vaultId: string, path: string)
 export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<void> {
   await sql.change(
     `INSERT INTO secret_versions (vault_id, path, version, id, type, metadata, ciphertext, created_by, created_at,
-       expires_at, max_access_count, access_count, disabled, deleted)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       expires_at, max_access_count, access_count, disabled, deleted, stage)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       ...key(v.vaultId, v.path),
       v.version,
@@ -65,23 +65,66 @@ export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<v
       v.accessCount,
       v.disabled,
       v.deleted,
+      v.stage,
     ],
   );
 }
 
+/**
+ * Frees a stage for a new holder: `current` moves the current version to previous and clears the
+ * old previous, in one statement ordered so the unique (path, stage) key never sees two previous
+ * versions (InnoDB checks it row by row); `pending` clears the pending version. Returns nothing:
+ * the caller holds the counter row lock, so no one else changes stages meanwhile.
+ */
+export async function freeStage(sql: Sql, vaultId: string, path: string, stage: 'current' | 'pending'): Promise<void> {
+  if (stage === 'pending') {
+    await sql.change("UPDATE secret_versions SET stage = NULL WHERE vault_id = ? AND path = ? AND stage = 'pending'", key(vaultId, path));
+    return;
+  }
+  await sql.change(
+    `UPDATE secret_versions SET stage = IF(stage = 'current', 'previous', NULL)
+     WHERE vault_id = ? AND path = ? AND stage IN ('current', 'previous') ORDER BY stage = 'current'`,
+    key(vaultId, path),
+  );
+}
+
+/** Locks the path's counter row (as an append does first), so stage changes queue behind appends. */
+export async function lockLivePath(sql: Sql, vaultId: string, path: string): Promise<boolean> {
+  const rows = await sql.select('SELECT deleted FROM secrets WHERE vault_id = ? AND path = ? FOR UPDATE', key(vaultId, path));
+  return rows.length === 1 && Number(rows[0]!.deleted) === 0;
+}
+
+export async function selectVersion(sql: Sql, vaultId: string, path: string, version: number): Promise<SecretVersionRecord | null> {
+  const [row] = await sql.select(
+    `SELECT ${versionColumns('v')} FROM secret_versions v WHERE v.vault_id = ? AND v.path = ? AND v.version = ?`,
+    [...key(vaultId, path), version],
+  );
+  return row ? toSecretVersion(row) : null;
+}
+
+export async function setStage(sql: Sql, vaultId: string, path: string, version: number, stage: 'current' | null): Promise<void> {
+  await sql.change('UPDATE secret_versions SET stage = ? WHERE vault_id = ? AND path = ? AND version = ?', [stage, ...key(vaultId, path), version]);
+}
+
 /** Path state and the selected version in one statement, so both come from one snapshot. */
 export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
+  // Latest: the current version unless it is disabled, else the newest readable non-pending one.
   const which =
     selector.kind === 'latest'
-      ? `(SELECT MAX(x.version) FROM secret_versions x
-          WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0)`
-      : '?';
+      ? `v.version = (SELECT x.version FROM secret_versions x
+          WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0
+            AND (x.stage IS NULL OR x.stage <> 'pending')
+          ORDER BY (x.stage <=> 'current') DESC, x.version DESC LIMIT 1)`
+      : selector.kind === 'stage'
+        ? 'v.stage = ? AND v.deleted = 0'
+        : 'v.version = ?';
+  const bound = selector.kind === 'latest' ? [] : [selector.kind === 'stage' ? selector.stage : selector.version];
   const [row] = await sql.select(
     `SELECT s.deleted AS path_deleted, ${versionColumns('v')}
      FROM secrets s
-     LEFT JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND v.version = ${which}
+     LEFT JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND ${which}
      WHERE s.vault_id = ? AND s.path = ?`,
-    selector.kind === 'latest' ? key(vaultId, path) : [selector.version, ...key(vaultId, path)],
+    [...bound, ...key(vaultId, path)],
   );
   if (!row) return { exists: false, deleted: false, version: null };
   return { exists: true, deleted: Number(row.path_deleted) !== 0, version: row.id === null ? null : toSecretVersion(row) };
@@ -145,7 +188,7 @@ export async function markDeleted(sql: Sql, vaultId: string, path: string): Prom
   const { affectedRows } = await sql.change('UPDATE secrets SET deleted = 1 WHERE vault_id = ? AND path = ? AND deleted = 0', key(vaultId, path));
   if (affectedRows === 0) return false;
   await sql.change(
-    'UPDATE secret_versions SET deleted = 1, ciphertext = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
+    'UPDATE secret_versions SET deleted = 1, ciphertext = NULL, stage = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
     key(vaultId, path),
   );
   return true;

@@ -5,12 +5,16 @@ import { isMissingParent } from './constraint-errors.js';
 import { asStored } from './row-mapping.js';
 import {
   claimNextVersion,
+  freeStage,
   insertVersion,
+  lockLivePath,
   markDeleted,
   newestLiveVersion,
   selectLiveVersions,
   selectLookup,
   selectNewestPerPath,
+  selectVersion,
+  setStage,
   spendRead,
   updateDisabled,
 } from './secret-queries.js';
@@ -45,7 +49,9 @@ export function createSecretStore(db: Database): SecretStore {
           accessCount: 0,
           disabled: false,
           deleted: false,
+          stage: fields.stage ?? 'current',
         };
+        await freeStage(sql, vaultId, path, fields.stage ?? 'current');
         await insertVersion(sql, created);
         await insertAuditEvents(sql, audit(copyVersion(created)));
         return created;
@@ -69,6 +75,23 @@ export function createSecretStore(db: Database): SecretStore {
         if (!(await updateDisabled(sql, vaultId, path, version, disabled))) return false;
         await insertAuditEvents(sql, audit);
         return true;
+      }),
+
+    // The counter row lock first, as in append, so promotions and appends of a path take turns.
+    promote: (vaultId, path, version, audit) =>
+      inTransaction(db, async (sql) => {
+        if (!(await lockLivePath(sql, vaultId, path))) return { kind: 'missing' } as const;
+        const found = await selectVersion(sql, vaultId, path, version);
+        if (!found || found.deleted) return { kind: 'missing' } as const;
+        if (found.disabled) return { kind: 'disabled' } as const;
+        if (found.stage === 'current') return { kind: 'unchanged', version: found } as const;
+        const current = await selectLookup(sql, vaultId, path, { kind: 'stage', stage: 'current' });
+        const replaced = current.version?.version ?? null;
+        await setStage(sql, vaultId, path, version, null);
+        await freeStage(sql, vaultId, path, 'current');
+        await setStage(sql, vaultId, path, version, 'current');
+        await insertAuditEvents(sql, audit({ replaced }));
+        return { kind: 'promoted', version: { ...found, stage: 'current' }, replaced } as const;
       }),
 
     delete: (vaultId, path, audit) =>

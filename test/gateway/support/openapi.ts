@@ -111,6 +111,9 @@ const CONTRACT_ADDITIONS: Record<string, readonly string[]> = {
   getAgentSelf: ['auth_method', 'token_ttl_seconds'],
   // Audit events carry what the audit issue asks for beyond the hosted schema, and their chain link.
   queryAuditEvents: ['vault_id', 'outcome', 'request_id', 'sequence', 'hash'],
+  // Issue 12: version items show their rotation stage and read budget.
+  listSecretVersions: ['stage', 'max_access_count', 'access_count'],
+  listSecrets: ['stage', 'max_access_count', 'access_count'],
 };
 
 function isContractAddition(problem: string): boolean {

@@ -97,6 +97,12 @@ export interface SecretVersion {
     | undefined;
   /** Output only. Whether this version has been disabled (kept for audit, but unreadable). */
   isDisabled: boolean;
+  /** Output only. `current`, `previous`, `pending`, or empty for a version with no stage. */
+  stage: string;
+  /** Output only. How many successful reads this version allows; 0 means unlimited. */
+  maxAccessCount: number;
+  /** Output only. How many of them have been spent. */
+  accessCount: number;
 }
 
 /** Request for SecretService.PutSecret. */
@@ -131,6 +137,12 @@ export interface PutSecretRequest {
    * Must not be negative.
    */
   maxAccessCount: number;
+  /**
+   * Optional. `pending` writes the version as pending: readable by number and with
+   * `stage: "pending"`, but not served as latest until PromoteSecretVersion makes it current.
+   * Empty (the default) makes the new version current.
+   */
+  stage?: string | undefined;
 }
 
 /** Response for SecretService.PutSecret; over HTTP the bare `secret` object (201 Created). */
@@ -145,6 +157,12 @@ export interface GetSecretRequest {
   vaultId: string;
   /** Required. The secret path. */
   path: string;
+  /**
+   * Optional. `current`, `previous` or `pending` reads the version in that stage (NOT_FOUND if no
+   * version has it); empty (the default) reads the latest readable version. Over HTTP
+   * `?stage=pending`.
+   */
+  stage?: string | undefined;
 }
 
 /** Response for SecretService.GetSecret; over HTTP the bare `secret` object. */
@@ -255,13 +273,33 @@ export interface RotateSecretRequest {
   /** Optional. Overrides the secret type; defaults to the previous version's type. */
   type: string;
   /** Optional. Overrides the metadata; defaults to the previous version's metadata. */
-  metadata?: { [key: string]: any } | undefined;
+  metadata?:
+    | { [key: string]: any }
+    | undefined;
+  /** Optional. `pending` stages the new version instead of making it current (see PutSecret). */
+  stage?: string | undefined;
 }
 
 /** Response for SecretService.RotateSecret; over HTTP the bare `secret` object (201 Created). */
 export interface RotateSecretResponse {
   /** The version that was created. The generated value is never returned. */
   secret?: WrittenSecretVersion | undefined;
+}
+
+/** Request for SecretService.PromoteSecretVersion. */
+export interface PromoteSecretVersionRequest {
+  /** Required. The vault's id (UUID). */
+  vaultId: string;
+  /** Required. The secret path. */
+  path: string;
+  /** Required. The version number to make current, 1 or more. */
+  version: number;
+}
+
+/** Response for SecretService.PromoteSecretVersion; over HTTP the bare `secret` object. */
+export interface PromoteSecretVersionResponse {
+  /** The version that is now current. */
+  secret?: SecretVersion | undefined;
 }
 
 function createBaseSecret(): Secret {
@@ -666,6 +704,9 @@ function createBaseSecretVersion(): SecretVersion {
     createdAt: undefined,
     expiresAt: undefined,
     isDisabled: false,
+    stage: "",
+    maxAccessCount: 0,
+    accessCount: 0,
   };
 }
 
@@ -694,6 +735,15 @@ export const SecretVersion: MessageFns<SecretVersion> = {
     }
     if (message.isDisabled !== false) {
       writer.uint32(64).bool(message.isDisabled);
+    }
+    if (message.stage !== "") {
+      writer.uint32(482).string(message.stage);
+    }
+    if (message.maxAccessCount !== 0) {
+      writer.uint32(488).int32(message.maxAccessCount);
+    }
+    if (message.accessCount !== 0) {
+      writer.uint32(496).int32(message.accessCount);
     }
     return writer;
   },
@@ -775,6 +825,30 @@ export const SecretVersion: MessageFns<SecretVersion> = {
             message.isDisabled = reader.bool();
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
+          case 61: {
+            if (tag !== 488) {
+              break;
+            }
+
+            message.maxAccessCount = reader.int32();
+            continue;
+          }
+          case 62: {
+            if (tag !== 496) {
+              break;
+            }
+
+            message.accessCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -809,6 +883,17 @@ export const SecretVersion: MessageFns<SecretVersion> = {
         : isSet(object.is_disabled)
         ? globalThis.Boolean(object.is_disabled)
         : false,
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
+      maxAccessCount: isSet(object.maxAccessCount)
+        ? globalThis.Number(object.maxAccessCount)
+        : isSet(object.max_access_count)
+        ? globalThis.Number(object.max_access_count)
+        : 0,
+      accessCount: isSet(object.accessCount)
+        ? globalThis.Number(object.accessCount)
+        : isSet(object.access_count)
+        ? globalThis.Number(object.access_count)
+        : 0,
     };
   },
 
@@ -838,6 +923,15 @@ export const SecretVersion: MessageFns<SecretVersion> = {
     if (message.isDisabled !== false) {
       obj.isDisabled = message.isDisabled;
     }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
+    if (message.maxAccessCount !== 0) {
+      obj.maxAccessCount = Math.round(message.maxAccessCount);
+    }
+    if (message.accessCount !== 0) {
+      obj.accessCount = Math.round(message.accessCount);
+    }
     return obj;
   },
 
@@ -854,12 +948,24 @@ export const SecretVersion: MessageFns<SecretVersion> = {
     message.createdAt = object.createdAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.isDisabled = object.isDisabled ?? false;
+    message.stage = object.stage ?? "";
+    message.maxAccessCount = object.maxAccessCount ?? 0;
+    message.accessCount = object.accessCount ?? 0;
     return message;
   },
 };
 
 function createBasePutSecretRequest(): PutSecretRequest {
-  return { vaultId: "", path: "", value: "", type: "", metadata: undefined, expiresAt: undefined, maxAccessCount: 0 };
+  return {
+    vaultId: "",
+    path: "",
+    value: "",
+    type: "",
+    metadata: undefined,
+    expiresAt: undefined,
+    maxAccessCount: 0,
+    stage: undefined,
+  };
 }
 
 export const PutSecretRequest: MessageFns<PutSecretRequest> = {
@@ -884,6 +990,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     }
     if (message.maxAccessCount !== 0) {
       writer.uint32(56).int32(message.maxAccessCount);
+    }
+    if (message.stage !== undefined) {
+      writer.uint32(482).string(message.stage);
     }
     return writer;
   },
@@ -957,6 +1066,14 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
             message.maxAccessCount = reader.int32();
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -990,6 +1107,7 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
         : isSet(object.max_access_count)
         ? globalThis.Number(object.max_access_count)
         : 0,
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : undefined,
     };
   },
 
@@ -1016,6 +1134,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     if (message.maxAccessCount !== 0) {
       obj.maxAccessCount = Math.round(message.maxAccessCount);
     }
+    if (message.stage !== undefined) {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -1031,6 +1152,7 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     message.metadata = object.metadata ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.maxAccessCount = object.maxAccessCount ?? 0;
+    message.stage = object.stage ?? undefined;
     return message;
   },
 };
@@ -1105,7 +1227,7 @@ export const PutSecretResponse: MessageFns<PutSecretResponse> = {
 };
 
 function createBaseGetSecretRequest(): GetSecretRequest {
-  return { vaultId: "", path: "" };
+  return { vaultId: "", path: "", stage: undefined };
 }
 
 export const GetSecretRequest: MessageFns<GetSecretRequest> = {
@@ -1115,6 +1237,9 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
     }
     if (message.path !== "") {
       writer.uint32(18).string(message.path);
+    }
+    if (message.stage !== undefined) {
+      writer.uint32(482).string(message.stage);
     }
     return writer;
   },
@@ -1148,6 +1273,14 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
             message.path = reader.string();
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1168,6 +1301,7 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
         ? globalThis.String(object.vault_id)
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : undefined,
     };
   },
 
@@ -1179,6 +1313,9 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
     if (message.path !== "") {
       obj.path = message.path;
     }
+    if (message.stage !== undefined) {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -1189,6 +1326,7 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
     const message = createBaseGetSecretRequest();
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
+    message.stage = object.stage ?? undefined;
     return message;
   },
 };
@@ -2212,7 +2350,7 @@ export const EnableSecretVersionResponse: MessageFns<EnableSecretVersionResponse
 };
 
 function createBaseRotateSecretRequest(): RotateSecretRequest {
-  return { vaultId: "", path: "", length: undefined, charset: "", type: "", metadata: undefined };
+  return { vaultId: "", path: "", length: undefined, charset: "", type: "", metadata: undefined, stage: undefined };
 }
 
 export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
@@ -2234,6 +2372,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     }
     if (message.metadata !== undefined) {
       Struct.encode(Struct.wrap(message.metadata), writer.uint32(50).fork()).join();
+    }
+    if (message.stage !== undefined) {
+      writer.uint32(482).string(message.stage);
     }
     return writer;
   },
@@ -2299,6 +2440,14 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
             message.metadata = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2323,6 +2472,7 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
       charset: isSet(object.charset) ? globalThis.String(object.charset) : "",
       type: isSet(object.type) ? globalThis.String(object.type) : "",
       metadata: isObject(object.metadata) ? object.metadata : undefined,
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : undefined,
     };
   },
 
@@ -2346,6 +2496,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     if (message.metadata !== undefined) {
       obj.metadata = message.metadata;
     }
+    if (message.stage !== undefined) {
+      obj.stage = message.stage;
+    }
     return obj;
   },
 
@@ -2360,6 +2513,7 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     message.charset = object.charset ?? "";
     message.type = object.type ?? "";
     message.metadata = object.metadata ?? undefined;
+    message.stage = object.stage ?? undefined;
     return message;
   },
 };
@@ -2433,6 +2587,180 @@ export const RotateSecretResponse: MessageFns<RotateSecretResponse> = {
   },
 };
 
+function createBasePromoteSecretVersionRequest(): PromoteSecretVersionRequest {
+  return { vaultId: "", path: "", version: 0 };
+}
+
+export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest> = {
+  encode(message: PromoteSecretVersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vaultId !== "") {
+      writer.uint32(10).string(message.vaultId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).int32(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromoteSecretVersionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromoteSecretVersionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vaultId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromoteSecretVersionRequest {
+    return {
+      vaultId: isSet(object.vaultId)
+        ? globalThis.String(object.vaultId)
+        : isSet(object.vault_id)
+        ? globalThis.String(object.vault_id)
+        : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: PromoteSecretVersionRequest): unknown {
+    const obj: any = {};
+    if (message.vaultId !== "") {
+      obj.vaultId = message.vaultId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromoteSecretVersionRequest>, I>>(base?: I): PromoteSecretVersionRequest {
+    return PromoteSecretVersionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromoteSecretVersionRequest>, I>>(object: I): PromoteSecretVersionRequest {
+    const message = createBasePromoteSecretVersionRequest();
+    message.vaultId = object.vaultId ?? "";
+    message.path = object.path ?? "";
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBasePromoteSecretVersionResponse(): PromoteSecretVersionResponse {
+  return { secret: undefined };
+}
+
+export const PromoteSecretVersionResponse: MessageFns<PromoteSecretVersionResponse> = {
+  encode(message: PromoteSecretVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.secret !== undefined) {
+      SecretVersion.encode(message.secret, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromoteSecretVersionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromoteSecretVersionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.secret = SecretVersion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromoteSecretVersionResponse {
+    return { secret: isSet(object.secret) ? SecretVersion.fromJSON(object.secret) : undefined };
+  },
+
+  toJSON(message: PromoteSecretVersionResponse): unknown {
+    const obj: any = {};
+    if (message.secret !== undefined) {
+      obj.secret = SecretVersion.toJSON(message.secret);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromoteSecretVersionResponse>, I>>(base?: I): PromoteSecretVersionResponse {
+    return PromoteSecretVersionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromoteSecretVersionResponse>, I>>(object: I): PromoteSecretVersionResponse {
+    const message = createBasePromoteSecretVersionResponse();
+    message.secret = (object.secret !== undefined && object.secret !== null)
+      ? SecretVersion.fromPartial(object.secret)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * SecretService stores, versions, rotates and hands out secrets inside a vault.
  *
@@ -2444,6 +2772,19 @@ export const RotateSecretResponse: MessageFns<RotateSecretResponse> = {
  * google.rpc.ErrorInfo detail (domain "vault") whose reason is one of SECRET_VERSION_DISABLED,
  * SECRET_VERSION_EXPIRED, SECRET_VERSION_EXHAUSTED, SECRET_DELETED or SECRET_NO_READABLE_VERSION;
  * over HTTP these are 410 Gone.
+ *
+ * Stages (staged rotation, like AWS's AWSPENDING / AWSCURRENT / AWSPREVIOUS): each path has at
+ * most one version in each of the stages `current`, `previous` and `pending`.
+ * - A write without `stage` (every write of a client that does not know stages) makes the new
+ *   version `current`; the version that was current becomes `previous`, and the one that was
+ *   previous loses its stage. A pending version keeps its stage.
+ * - A write with `stage: "pending"` makes the new version `pending` and leaves `current` and
+ *   `previous` alone; a version that was pending before loses its stage (readable by number).
+ * - PromoteSecretVersion makes a version `current`; the version it replaces becomes `previous`.
+ *   Promoting the `previous` version again is the rollback.
+ * - "Latest" (GetSecret without `stage`) is the `current` version; if that version is disabled,
+ *   the newest version that is neither disabled nor pending (as before stages existed). A pending
+ *   version is never served as latest.
  *
  * Secret paths match `^[a-zA-Z0-9][a-zA-Z0-9_\-/]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$`, contain no `//`,
  * are at most 512 bytes and compare byte-exact. Over HTTP a path may be sent raw
@@ -2571,6 +2912,23 @@ export const SecretServiceService = {
       Buffer.from(RotateSecretResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateSecretResponse => RotateSecretResponse.decode(value),
   },
+  /**
+   * Makes a version `current`: "latest" reads serve it from now on. The version that was current
+   * becomes `previous`; promoting that one again rolls back. A version that is already current
+   * is left as it is (idempotent). A disabled version cannot be promoted (FAILED_PRECONDITION:
+   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`.
+   */
+  promoteSecretVersion: {
+    path: "/vault.v1.SecretService/PromoteSecretVersion" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PromoteSecretVersionRequest): Buffer =>
+      Buffer.from(PromoteSecretVersionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PromoteSecretVersionRequest => PromoteSecretVersionRequest.decode(value),
+    responseSerialize: (value: PromoteSecretVersionResponse): Buffer =>
+      Buffer.from(PromoteSecretVersionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PromoteSecretVersionResponse => PromoteSecretVersionResponse.decode(value),
+  },
 } as const;
 
 export interface SecretServiceServer extends UntypedServiceImplementation {
@@ -2612,6 +2970,13 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
    * unless overridden. Rotating a path that has no versions fails with NOT_FOUND.
    */
   rotateSecret: handleUnaryCall<RotateSecretRequest, RotateSecretResponse>;
+  /**
+   * Makes a version `current`: "latest" reads serve it from now on. The version that was current
+   * becomes `previous`; promoting that one again rolls back. A version that is already current
+   * is left as it is (idempotent). A disabled version cannot be promoted (FAILED_PRECONDITION:
+   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`.
+   */
+  promoteSecretVersion: handleUnaryCall<PromoteSecretVersionRequest, PromoteSecretVersionResponse>;
 }
 
 export interface SecretServiceClient extends Client {
@@ -2778,6 +3143,27 @@ export interface SecretServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateSecretResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Makes a version `current`: "latest" reads serve it from now on. The version that was current
+   * becomes `previous`; promoting that one again rolls back. A version that is already current
+   * is left as it is (idempotent). A disabled version cannot be promoted (FAILED_PRECONDITION:
+   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`.
+   */
+  promoteSecretVersion(
+    request: PromoteSecretVersionRequest,
+    callback: (error: ServiceError | null, response: PromoteSecretVersionResponse) => void,
+  ): ClientUnaryCall;
+  promoteSecretVersion(
+    request: PromoteSecretVersionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PromoteSecretVersionResponse) => void,
+  ): ClientUnaryCall;
+  promoteSecretVersion(
+    request: PromoteSecretVersionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PromoteSecretVersionResponse) => void,
   ): ClientUnaryCall;
 }
 
