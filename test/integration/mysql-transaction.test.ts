@@ -5,7 +5,7 @@ import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
 import { checkOrder, MIGRATIONS } from '../../src/storage/mysql/migrations.js';
 import { acquire, checkParams, openPool, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
 import { failureKind } from '../../src/storage/mysql/retryable-errors.js';
-import { CommitOutcomeUnknownError, StorageContentionError } from '../../src/storage/storage-errors.js';
+import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../../src/storage/storage-errors.js';
 import {
   DEFAULT_RETRY,
   inTransaction,
@@ -19,7 +19,7 @@ describe('failureKind', () => {
   it.each([
     ['deadlock (also a Galera certification failure)', { errno: 1213, code: 'ER_LOCK_DEADLOCK' }, 'conflict'],
     ['lock wait timeout', { errno: 1205 }, 'conflict'],
-    ['Galera node not ready', { errno: 1047, message: 'WSREP has not yet prepared node for application use' }, 'conflict'],
+    ['Galera node not ready (an outage, not contention)', { errno: 1047, message: 'WSREP has not yet prepared node for application use' }, 'unready'],
     ['plain unknown command', { errno: 1047, message: 'Unknown command' }, 'other'],
     ['connection lost', { code: 'PROTOCOL_CONNECTION_LOST', fatal: true }, 'connection'],
     ['reset', { code: 'ECONNRESET' }, 'connection'],
@@ -67,7 +67,7 @@ describe('checkParams', () => {
 describe('migration list', () => {
   it('numbers migrations 1, 2, 3, ... in order', () => {
     expect(() => checkOrder(MIGRATIONS)).not.toThrow();
-    expect(() => checkOrder([...MIGRATIONS, { version: MIGRATIONS.length + 2, name: 'gap', statements: [] }])).toThrow(/expected/);
+    expect(() => checkOrder([...MIGRATIONS, { version: MIGRATIONS.length + 2, name: 'gap', statements: [], applied: async () => false }])).toThrow(/expected/);
   });
 });
 
@@ -175,16 +175,36 @@ describeWithDatabase('mysql transactions', () => {
     expect(await rows()).toHaveLength(6);
   });
 
-  it('gives up after the configured number of attempts and says so', async () => {
+  it('retries conflicts until the budget is spent, then says so', async () => {
     const deadlock = Object.assign(new Error('Deadlock found when trying to get lock'), { errno: 1213, code: 'ER_LOCK_DEADLOCK' });
     let attempts = 0;
-    const quick: Database = { ...db, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } };
+    // Plenty of tries for a conflict (they are routine on a cluster), but never past the budget.
+    const quick: Database = { ...db, retry: { attempts: 2, budgetMs: 150, baseDelayMs: 1, maxDelayMs: 2 } };
     const error = await inTransaction(quick, async () => { attempts++; throw deadlock; }).catch((e: unknown) => e);
     // The store's own error leaves the seam, with the driver's as its cause.
     expect(error).toBeInstanceOf(StorageContentionError);
     expect((error as Error).cause).toBe(deadlock);
-    expect(attempts).toBe(3);
+    expect(attempts).toBeGreaterThan(2);
     expect(warnings).toEqual(['database call failed after retries']);
+  });
+
+  it('retries conflicts until a deadline the call passes, instead of the budget', async () => {
+    const deadlock = Object.assign(new Error('Deadlock found'), { errno: 1213 });
+    const long: Database = { ...db, retry: { ...DEFAULT_RETRY, budgetMs: 60_000, baseDelayMs: 1, maxDelayMs: 2 } };
+    // With the 60 s budget this would outlast the test's timeout; the deadline ends it.
+    const error = await inTransaction(long, async () => { throw deadlock; }, { deadline: Date.now() + 100 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageContentionError);
+  });
+
+  it('answers a node that is not ready (1047) as unavailable after a few tries, never as a conflict', async () => {
+    const notReady = Object.assign(new Error('WSREP has not yet prepared node for application use'), { errno: 1047 });
+    let attempts = 0;
+    const quick: Database = { ...db, retry: { attempts: 3, budgetMs: 60_000, baseDelayMs: 1, maxDelayMs: 2 } };
+    const error = await inTransaction(quick, async () => { attempts++; throw notReady; }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageUnavailableError);
+    expect(error).not.toBeInstanceOf(StorageContentionError);
+    expect((error as Error).message).toMatch(/not ready/);
+    expect(attempts).toBe(3);
   });
 
   it('refuses an object parameter before it reaches the driver', async () => {

@@ -5,9 +5,11 @@
  *   attempt can succeed; the connection itself is fine.
  * - `connection`: the connection is dead (server restarted, connection killed, network reset); it
  *   must be destroyed, never returned to the pool. The server rolls back whatever it had open.
+ * - `unready`: a cluster node refuses work (Galera 1047: joining, not synced, or cut off from the
+ *   primary component). An outage of this node, not contention: UNAVAILABLE, never ABORTED.
  * - `other`: retrying would fail the same way (bad SQL, constraint violation, caller's error).
  */
-export type FailureKind = 'conflict' | 'connection' | 'other';
+export type FailureKind = 'conflict' | 'connection' | 'unready' | 'other';
 
 /** 1213 deadlock (also a Galera certification failure at commit); 1205 lock wait timeout. */
 const CONFLICT_ERRNOS = new Set([1213, 1205]);
@@ -37,7 +39,7 @@ export function failureKind(error: unknown): FailureKind {
   const text = typeof message === 'string' ? message : '';
   if (typeof errno === 'number') {
     if (CONFLICT_ERRNOS.has(errno)) return 'conflict';
-    if (errno === WSREP_NOT_READY_ERRNO && /wsrep/i.test(text)) return 'conflict';
+    if (errno === WSREP_NOT_READY_ERRNO && /wsrep/i.test(text)) return 'unready';
     if (CONNECTION_ERRNOS.has(errno)) return 'connection';
   }
   if (typeof code === 'string' && CONNECTION_CODES.has(code)) return 'connection';

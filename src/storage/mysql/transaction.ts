@@ -7,21 +7,47 @@ export interface WarnLogger {
 }
 
 export interface RetryPolicy {
-  /** Total tries, the first included. */
+  /**
+   * How long conflicts (deadlocks, Galera certification failures at COMMIT) are retried, from the
+   * first try, when the call passes no deadline of its own. Contention on a hot row across
+   * cluster nodes clears in milliseconds to a few hundred; a client should never see it.
+   */
+  budgetMs: number;
+  /**
+   * Tries, the first included, on a lost connection or a cluster node that is not ready (1047):
+   * those are outages, answered UNAVAILABLE after a short ride-out rather than waited out.
+   */
   attempts: number;
-  /** Delay before the 2nd try; doubles each time, jittered to 50-100 %, capped at maxDelayMs. */
+  /** Back-off before the 2nd try; doubles each time, capped at maxDelayMs, full jitter (0-100 %). */
   baseDelayMs: number;
   maxDelayMs: number;
 }
 
-/** ~0.6 s of back-off in all: rides out lock contention and a dropped connection, not an outage. */
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 5, maxDelayMs: 500 };
+/** Conflicts: up to 8 s; outages: ~0.5 s of tries. */
+export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 8_000, attempts: 8, baseDelayMs: 2, maxDelayMs: 250 };
 
 /** The pool and how to run work on it. */
 export interface Database {
   pool: Pool;
   logger: WarnLogger;
   retry: RetryPolicy;
+  /**
+   * On a cluster node: refuses work (throws StorageUnavailableError) while the node is not
+   * synced, and is told of every outage-like failure so it checks again. Absent on one server.
+   */
+  readiness?: Readiness;
+}
+
+export interface Readiness {
+  /** Throws StorageUnavailableError unless the node was last seen ready. */
+  require(): void;
+  /** A call saw the connection die or the node refuse (1047): stop trusting the last check. */
+  suspect(): void;
+}
+
+/** Per call: an absolute deadline (Date.now() ms) that replaces the retry budget. */
+export interface CallLimits {
+  deadline?: number;
 }
 
 /**
@@ -30,8 +56,8 @@ export interface Database {
  * callback it calls must have no side effects but their result). Anything else rolls back and is
  * rethrown unchanged.
  */
-export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>): Promise<T> {
-  return withRetries(db, async () => {
+export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = {}): Promise<T> {
+  return withRetries(db, limits, async () => {
     const connection = await acquire(db.pool);
     let committing = false;
     try {
@@ -43,7 +69,13 @@ export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>): 
       return result;
     } catch (error) {
       await abandon(connection, error);
-      if (committing && failureKind(error) === 'connection') throw new CommitOutcomeUnknownError({ cause: error });
+      // A certification failure (1213) at COMMIT is a clean "not applied"; a dead connection or a
+      // node dropping out of the cluster at COMMIT is not known either way.
+      const kind = failureKind(error);
+      if (committing && (kind === 'connection' || kind === 'unready')) {
+        db.readiness?.suspect();
+        throw new CommitOutcomeUnknownError({ cause: error });
+      }
       throw error;
     }
   });
@@ -53,8 +85,8 @@ export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>): 
  * Runs read-only `work` on one pooled connection (autocommit), retried like a transaction, so a
  * read right after a database restart is not failed by a dead pooled connection.
  */
-export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>): Promise<T> {
-  return withRetries(db, async () => {
+export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = {}): Promise<T> {
+  return withRetries(db, limits, async () => {
     const connection = await acquire(db.pool);
     try {
       const result = await work(sqlOn(connection));
@@ -68,23 +100,35 @@ export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>):
   });
 }
 
-async function withRetries<T>(db: Database, attempt: () => Promise<T>): Promise<T> {
-  const { attempts, baseDelayMs, maxDelayMs } = db.retry;
+/**
+ * Runs `attempt` until it succeeds, fails for good, or its allowance is spent: conflicts until the
+ * deadline (or the budget), outages for `attempts` tries. Each failure is left as the store's own
+ * error, so callers need not know the driver's codes.
+ */
+export async function withRetries<T>(db: Database, limits: CallLimits, attempt: () => Promise<T>): Promise<T> {
+  const { attempts, baseDelayMs, maxDelayMs, budgetMs } = db.retry;
+  const deadline = limits.deadline ?? Date.now() + budgetMs;
   for (let tried = 1; ; tried++) {
+    db.readiness?.require();
     try {
       return await attempt();
     } catch (error) {
       const kind = failureKind(error);
       if (kind === 'other') throw error;
-      if (tried >= attempts) {
+      if (kind !== 'conflict') db.readiness?.suspect();
+      const delay = Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(tried - 1, 30)) * Math.random();
+      const spent = kind === 'conflict' ? Date.now() + delay >= deadline : tried >= attempts || Date.now() + delay >= deadline;
+      if (spent) {
         db.logger.warn({ ...errorFields(error), attempts: tried }, 'database call failed after retries');
-        // Leave the seam as the store's own errors: callers need not know the driver's codes.
-        throw kind === 'conflict' ? new StorageContentionError({ cause: error }) : new StorageUnavailableError('the database is unavailable', { cause: error });
+        if (kind === 'conflict') throw new StorageContentionError({ cause: error });
+        const { code, errno } = errorFields(error);
+        const why = kind === 'unready' ? 'the database node is not ready (not synced with its cluster)' : 'the database is unavailable';
+        // The driver's code only: its message may name hosts or users.
+        throw new StorageUnavailableError(`${why} (${code ?? errno ?? 'no error code'})`, { cause: error });
       }
       // Contention is routine and would flood the log; a lost connection is worth a line.
       if (kind === 'connection') db.logger.warn({ ...errorFields(error), attempt: tried }, 'database connection lost; retrying');
-      const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (tried - 1));
-      await sleep(ceiling * (0.5 + Math.random() / 2));
+      await sleep(delay);
     }
   }
 }
