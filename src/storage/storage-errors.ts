@@ -38,3 +38,14 @@ export class VaultMissingError extends Error {
     super(`vault ${vaultId} does not exist`);
   }
 }
+
+/**
+ * A write made as a lease's holder was refused: the lease expired or passed to another holder
+ * (its fencing number moved on). Nothing was written; the caller must stop acting as the holder.
+ */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+  constructor(readonly leaseName: string) {
+    super(`lease "${leaseName}" is no longer held by this holder (expired or taken over); the write was refused`);
+  }
+}

@@ -35,6 +35,7 @@ export interface Storage {
   readonly agents: AgentStore;
   readonly policies: PolicyStore;
   readonly audit: AuditStore;
+  readonly leases: LeaseStore;
   /** Writes audit events on their own, e.g. for a read or a refused call. */
   appendAudit(events: AuditRecord[]): Promise<void>;
   /** Resolves when the backing store answers; rejects otherwise. */
@@ -161,10 +162,45 @@ export interface PolicyStore {
 export interface AuditStore {
   /** Newest first. */
   list(filter: AuditFilter): Promise<StoredAuditEvent[]>;
-  /** Seals up to `max` pending events in commit order; returns how many it sealed. */
-  seal(link: ChainLinker, max: number): Promise<number>;
+  /**
+   * Seals up to `max` pending events in commit order; returns how many it sealed. With `fence`,
+   * the seal commits only while that lease is still held with that fencing number, and throws
+   * LeaseLostError (storage-errors.ts), writing nothing, otherwise.
+   */
+  seal(link: ChainLinker, max: number, fence?: Lease): Promise<number>;
   /** Sealed events with chainIndex > `after`, in chain order. */
   readChain(after: number, limit: number): Promise<StoredAuditEvent[]>;
   /** The last sealed link as the head row records it, or null for an empty chain. */
   head(): Promise<ChainHead | null>;
+}
+
+/**
+ * A cluster-wide lease (Kubernetes' Lease, with Kleppmann's fencing tokens): one row per name
+ * with a holder, an expiry and a fencing number that grows every time the lease changes holder.
+ * Expiry is judged by the store's clock (the database's, for MySQL), never an instance's, so
+ * instances with skewed clocks still agree. A holder renews by acquiring again well before
+ * `validUntil`, and passes the lease with every write it makes as the holder, so the store can
+ * refuse the write of a holder that lost it (see AuditStore.seal).
+ */
+export interface LeaseStore {
+  /**
+   * Claims `name` for `holder` for `ttlMs`, or renews it when `holder` already has it (the fencing
+   * number stays). Null while another holder's lease has not expired. Safe from any number of
+   * instances on any nodes of a multi-primary cluster: at most one holder gets an unexpired lease.
+   */
+  acquire(name: string, holder: string, ttlMs: number): Promise<Lease | null>;
+  /** Gives the lease up so another holder may claim it at once; a no-op when it is no longer held. */
+  release(lease: Lease): Promise<void>;
+}
+
+export interface Lease {
+  name: string;
+  holder: string;
+  /** Grows by at least one on every change of holder; a write carrying an older number is stale. */
+  fencing: number;
+  /**
+   * By the caller's clock (Date.now() ms): the lease certainly holds until then, since it was
+   * measured from before the claim was sent. Renew well before it.
+   */
+  validUntil: number;
 }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { VaultMissingError } from '../../src/storage/storage-errors.js';
+import { LeaseLostError, VaultMissingError } from '../../src/storage/storage-errors.js';
 import type { AgentRecord, AuditRecord, NewSecretVersion, PolicyRecord, Storage, VaultRecord } from '../../src/storage/storage.js';
 
 /**
@@ -314,6 +314,70 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
         const chain = await storage.audit.readChain(0, 100);
         expect(chain.map((e) => e.chainIndex)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
         chain.forEach((e, i) => expect(e.hash).toBe(`${i + 1}:${e.action}<-${i === 0 ? '' : i}`));
+      });
+    });
+
+    describe('leases', () => {
+      const link = (_p: string, _e: AuditRecord, i: number) => ({ hash: `h${i}`, keyId: 'k' });
+      /** Polls until `holder` gets the lease (the other's expires by the store's clock); bounded. */
+      const acquireWhenFree = async (name: string, holder: string, ttlMs: number) => {
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const lease = await storage.leases.acquire(name, holder, ttlMs);
+          if (lease) return lease;
+          if (Date.now() > deadline) throw new Error(`lease ${name} never came free`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      };
+
+      it('grants a free lease, renews it for its holder with the same fencing number, and refuses others', async () => {
+        const before = Date.now();
+        const first = await storage.leases.acquire('job', 'a', 30_000);
+        expect(first).toMatchObject({ name: 'job', holder: 'a', fencing: 1 });
+        expect(first!.validUntil).toBeGreaterThanOrEqual(before + 30_000);
+        expect(await storage.leases.acquire('job', 'b', 30_000)).toBeNull();
+        expect(await storage.leases.acquire('job', 'a', 30_000)).toMatchObject({ holder: 'a', fencing: 1 });
+        // Names are independent.
+        expect(await storage.leases.acquire('other-job', 'b', 30_000)).toMatchObject({ holder: 'b', fencing: 1 });
+      });
+
+      it('passes an expired lease to the next holder with a higher fencing number, and refuses the stale holder', async () => {
+        const old = (await storage.leases.acquire('sealer', 'a', 200))!;
+        const taken = await acquireWhenFree('sealer', 'b', 30_000);
+        expect(taken.fencing).toBeGreaterThan(old.fencing);
+        expect(await storage.leases.acquire('sealer', 'a', 30_000)).toBeNull();
+        // A write fenced by the stale lease is refused and writes nothing; the current one's works.
+        await storage.appendAudit([event('a')]);
+        await expect(storage.audit.seal(link, 10, old)).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await storage.audit.head()).toBeNull();
+        expect(await storage.audit.seal(link, 10, taken)).toBe(1);
+        // Releasing a stale lease does not free the current holder's.
+        await storage.leases.release(old);
+        expect(await storage.leases.acquire('sealer', 'a', 30_000)).toBeNull();
+      });
+
+      it('lets another holder claim a released lease at once, and refuses writes fenced by it', async () => {
+        const lease = (await storage.leases.acquire('job', 'a', 60_000))!;
+        await storage.leases.release(lease);
+        await storage.appendAudit([event('a')]);
+        await expect(storage.audit.seal(link, 10, lease)).rejects.toBeInstanceOf(LeaseLostError);
+        const next = await storage.leases.acquire('job', 'b', 60_000);
+        expect(next?.fencing).toBe(lease.fencing + 1);
+      });
+
+      it('grants a contended lease to exactly one of many concurrent claimants', async () => {
+        const claims = await Promise.all(Array.from({ length: 12 }, (_, i) => storage.leases.acquire('contended', `holder-${i}`, 30_000)));
+        const granted = claims.filter((c) => c !== null);
+        expect(granted).toHaveLength(1);
+        expect(granted[0]!.fencing).toBe(1);
+      });
+
+      it('refuses a name, holder or TTL it cannot keep as given', async () => {
+        await expect(storage.leases.acquire('', 'a', 1000)).rejects.toThrow(/lease name/);
+        await expect(storage.leases.acquire('x'.repeat(65), 'a', 1000)).rejects.toThrow(/lease name/);
+        await expect(storage.leases.acquire('job', 'h'.repeat(256), 1000)).rejects.toThrow(/lease holder/);
+        await expect(storage.leases.acquire('job', 'a', 0)).rejects.toThrow(/TTL/);
+        await expect(storage.leases.acquire('job', 'a', 1.5)).rejects.toThrow(/TTL/);
       });
     });
 

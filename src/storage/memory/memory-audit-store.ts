@@ -1,7 +1,11 @@
-import type { AuditRecord, AuditStore, ChainHead, StoredAuditEvent } from '../storage.js';
+import type { AuditRecord, AuditStore, ChainHead, Lease, StoredAuditEvent } from '../storage.js';
+import { LeaseLostError } from '../storage-errors.js';
 
-/** The in-memory audit trail; `record` is what every store calls with a change's events. */
-export function createMemoryAuditStore() {
+/**
+ * The in-memory audit trail; `record` is what every store calls with a change's events.
+ * `holds` tells whether a fenced seal's lease is still current.
+ */
+export function createMemoryAuditStore(holds: (lease: Lease) => boolean = () => false) {
   const events: StoredAuditEvent[] = [];
   // The same objects as in `events`, awaiting a link, so sealing never rescans the whole trail.
   const pending: StoredAuditEvent[] = [];
@@ -23,7 +27,8 @@ export function createMemoryAuditStore() {
         .slice(filter.offset, filter.offset + filter.limit)
         .map(copy);
     },
-    async seal(link, max) {
+    async seal(link, max, fence) {
+      if (fence && !holds(fence)) throw new LeaseLostError(fence.name);
       const batch = pending.splice(0, max);
       for (const event of batch) {
         const chainIndex = (head?.chainIndex ?? 0) + 1;

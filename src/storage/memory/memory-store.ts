@@ -11,6 +11,7 @@ import { compareBytes } from '../path-order.js';
 import { VaultMissingError } from '../storage-errors.js';
 import { createMemoryAuditStore } from './memory-audit-store.js';
 import { createMemoryIdentityStores } from './memory-identity-stores.js';
+import { createMemoryLeaseStore } from './memory-lease-store.js';
 
 /** Per-path state: the version counter survives deletes so numbers are never reused. */
 interface PathState {
@@ -24,10 +25,11 @@ interface PathState {
  * atomic as long as it does not await between reading and writing, which none of them do.
  * Records are copied in and out so callers can never mutate stored state.
  */
-export function createMemoryStorage() {
+export function createMemoryStorage({ now = Date.now }: { now?: () => number } = {}) {
   const vaults = new Map<string, VaultRecord>();
   const paths = new Map<string, Map<string, PathState>>();
-  const audit = createMemoryAuditStore();
+  const leases = createMemoryLeaseStore(now);
+  const audit = createMemoryAuditStore(leases.holds);
   const record = (events: AuditRecord[]) => audit.record(events);
   const identity = createMemoryIdentityStores(record);
 
@@ -188,6 +190,7 @@ export function createMemoryStorage() {
     agents: identity.agents,
     policies: identity.policies,
     audit: audit.store,
+    leases: leases.store,
     /** The raw audit rows, for tests that tamper with them. */
     auditRows: audit.rows,
     keyCanaries: {

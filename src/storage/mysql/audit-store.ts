@@ -1,6 +1,7 @@
 import type { AuditFilter, AuditStore, ChainHead, ChainLinker, StoredAuditEvent } from '../storage.js';
 import type { Row, Sql, SqlParam } from './pool.js';
 import { AUDIT_COLUMNS, integer, text, toAuditRecord, unexpected, utf8 } from './row-mapping.js';
+import { requireLease } from './lease-store.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
 
 /**
@@ -34,9 +35,14 @@ export function createAuditStore(db: Database): AuditStore {
         return rows.map(toStoredEvent);
       }),
 
-    seal: async (link, max) => {
+    seal: async (link, max, fence) => {
       const limit = count(max, 'seal batch size');
-      return limit === 0 ? 0 : inTransaction(db, (sql) => sealBatch(sql, link, limit));
+      if (limit === 0) return 0;
+      return inTransaction(db, async (sql) => {
+        // First, so a stale holder is refused before it reads or locks anything.
+        if (fence) await requireLease(sql, fence);
+        return sealBatch(sql, link, limit);
+      });
     },
 
     readChain: (after, limit) =>

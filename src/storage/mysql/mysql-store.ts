@@ -4,6 +4,7 @@ import { AUDIT_ROWS_PER_INSERT, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
 import { parseDatabaseUrl } from './database-url.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
+import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
 import { createPolicyStore } from './policy-store.js';
 import { openPool } from './pool.js';
@@ -46,6 +47,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     agents: createAgentStore(db),
     policies: createPolicyStore(db),
     audit: createAuditStore(db),
+    leases: createLeaseStore(db),
     async appendAudit(events) {
       if (events.length === 0) return;
       // One multi-row INSERT is atomic on its own: skip BEGIN/COMMIT, two round trips per read.
