@@ -10,6 +10,7 @@ import { createMysqlStorage } from '../../src/storage/mysql/mysql-store.js';
 import { acquire, openPool, sqlOn } from '../../src/storage/mysql/pool.js';
 import type { AuditRecord, NewSecretVersion, Storage, VaultRecord } from '../../src/storage/storage.js';
 import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
+import { StorageUnavailableError } from '../../src/storage/storage-errors.js';
 
 describeWithDatabase('mysql storage', () => {
   let database: TestDatabase;
@@ -120,6 +121,55 @@ describeWithDatabase('mysql storage', () => {
       } finally {
         await Promise.all(pools.map((pool) => pool.end()));
       }
+    });
+
+    const migrateWith = async (url: string, options: Parameters<typeof migrate>[1] = {}) => {
+      const pool = openPool(parseDatabaseUrl(url), 2);
+      try {
+        return await migrate(pool, options);
+      } finally {
+        await pool.end();
+      }
+    };
+
+    it('records a change an earlier start applied but died before recording, and says so once', async () => {
+      const db = await freshDatabase();
+      await migrateWith(db.url, { migrations: MIGRATIONS.slice(0, 3) });
+      // The state a crash between migration 4's DDL and its record leaves.
+      await raw((sql) => sql.query(MIGRATIONS[3]!.statements[0]!), db.url);
+      const warnings: string[] = [];
+      const applied = await migrateWith(db.url, { warn: (_obj, msg) => warnings.push(msg) });
+      expect(applied).toEqual(MIGRATIONS.slice(4).map((m) => m.version));
+      expect(warnings).toEqual(['migration 4 (create_audit_events) was found applied but not recorded (an earlier start stopped between the change and its record); recording it']);
+      const rows = await raw((sql) => sql.query<RowDataPacket[]>('SELECT version FROM schema_migrations ORDER BY version'), db.url);
+      expect(rows[0].map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+      // And the store works on it.
+      await newVault(await open({ url: db.url }));
+    });
+
+    it('explains a change found only half there in one message naming what is missing', async () => {
+      const db = await freshDatabase();
+      await migrateWith(db.url, { migrations: MIGRATIONS.slice(0, 7) });
+      await raw((sql) => sql.query('ALTER TABLE audit_events ADD COLUMN chain_index BIGINT NULL'), db.url);
+      await expect(migrateWith(db.url)).rejects.toThrow(
+        'migration 8 (add_audit_chain_columns) is half-applied: table audit_events has column(s) chain_index but not hash, key_id',
+      );
+    });
+
+    it('waits while another instance holds the migration lease, then takes it over and applies the rest', async () => {
+      const db = await freshDatabase();
+      await migrateWith(db.url, { migrations: MIGRATIONS.slice(0, 2) });
+      // Another instance holds the lease for 1 s more by the database's clock (and then dies).
+      await raw(
+        (sql) => sql.query("UPDATE leases SET holder = 'elsewhere', fencing = 7, expires_at = UTC_TIMESTAMP(6) + INTERVAL 1 SECOND WHERE name = 'schema-migrations'"),
+        db.url,
+      );
+      const applied = await migrateWith(db.url);
+      expect(applied).toEqual(MIGRATIONS.slice(2).map((m) => m.version));
+      const [lease] = (await raw((sql) => sql.query<RowDataPacket[]>("SELECT holder, fencing FROM leases WHERE name = 'schema-migrations'"), db.url))[0];
+      // It took over only after the other's lease expired, with a higher fencing number.
+      expect(Number(lease?.fencing)).toBe(8);
+      expect(String(lease?.holder)).toMatch(/^migrate:/);
     });
 
     it('is idempotent: a restart applies nothing and keeps the data', async () => {
@@ -339,7 +389,9 @@ describeWithDatabase('mysql storage', () => {
       expect(error).toBeInstanceOf(Error);
       const everything = JSON.stringify(error, Object.getOwnPropertyNames(error)) + String((error as Error).stack);
       expect(everything).not.toContain('hunter2');
-      expect((error as { code?: string }).code).toBe('ECONNREFUSED');
+      // Retried briefly like any outage, then the store's own error with the driver's as cause.
+      expect(error).toBeInstanceOf(StorageUnavailableError);
+      expect(((error as Error).cause as { code?: string }).code).toBe('ECONNREFUSED');
     });
   });
 });

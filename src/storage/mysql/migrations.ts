@@ -1,4 +1,11 @@
-import { acquire, sqlOn, type Pool } from './pool.js';
+import { randomUUID } from 'node:crypto';
+import type { Lease } from '../storage.js';
+import { LeaseLostError } from '../storage-errors.js';
+import { createLeaseStore, LEASES_TABLE, requireLease } from './lease-store.js';
+import { acquire, sqlOn, type Pool, type Sql } from './pool.js';
+import { failureKind } from './retryable-errors.js';
+import { createSchemaProbe, type SchemaProbe } from './schema-probe.js';
+import { DEFAULT_RETRY, inTransaction, withRetries, type Database } from './transaction.js';
 
 /**
  * The schema, as an ordered list of migrations applied once each. To change the schema, append
@@ -6,10 +13,12 @@ import { acquire, sqlOn, type Pool } from './pool.js';
  *
  * Rules for entries (the SQL must run on MariaDB 10.11 and MySQL 8):
  * - InnoDB, utf8mb4 with utf8mb4_bin; no syntax only one of the two servers has.
- * - One DDL statement per migration where possible: DDL commits implicitly, so a migration with
- *   several statements that fails half-way is left half-applied and needs a human.
- * - No IF NOT EXISTS: applying a migration twice should fail loudly, not pass silently over a
- *   table of a different shape.
+ * - One DDL statement per migration: DDL commits implicitly (and is atomic on MariaDB 10.6+ and
+ *   MySQL 8), so a migration is either in the database or not, never half-way.
+ * - `applied` tells whether the change is already there, from information_schema: an instance may
+ *   die between a migration's DDL and its record, and the next start must record it, not fail on
+ *   "table already exists" forever. Not IF NOT EXISTS in the DDL: MySQL 8 has none for columns
+ *   and indexes, and the probe can say what a half-done state looks like.
  *
  * Column type choices:
  * - Identifiers that are compared (ids, paths, audit filter fields) are VARBINARY: comparison is
@@ -27,6 +36,8 @@ export interface Migration {
   /** snake_case summary, recorded in schema_migrations for people reading the database. */
   name: string;
   statements: readonly string[];
+  /** True when the change is already in the database; throws if it is there only in part. */
+  applied(probe: SchemaProbe): Promise<boolean>;
 }
 
 const TABLE_OPTIONS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
@@ -47,6 +58,7 @@ export const MIGRATIONS: readonly Migration[] = [
         KEY vaults_by_created_at (created_at, id)
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('vaults'),
   },
   {
     version: 2,
@@ -63,6 +75,7 @@ export const MIGRATIONS: readonly Migration[] = [
         CONSTRAINT secrets_vault FOREIGN KEY (vault_id) REFERENCES vaults (id) ON DELETE CASCADE
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('secrets'),
   },
   {
     version: 3,
@@ -89,6 +102,7 @@ export const MIGRATIONS: readonly Migration[] = [
           REFERENCES secrets (vault_id, path) ON DELETE CASCADE
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('secret_versions'),
   },
   {
     version: 4,
@@ -119,6 +133,7 @@ export const MIGRATIONS: readonly Migration[] = [
         KEY audit_events_by_created_at (created_at)
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('audit_events'),
   },
   {
     version: 5,
@@ -132,6 +147,7 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (key_id)
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('key_canaries'),
   },
   {
     version: 6,
@@ -157,6 +173,7 @@ export const MIGRATIONS: readonly Migration[] = [
         KEY agents_by_created_at (created_at, id)
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('agents'),
   },
   {
     version: 7,
@@ -185,6 +202,7 @@ export const MIGRATIONS: readonly Migration[] = [
         CONSTRAINT policies_vault FOREIGN KEY (vault_id) REFERENCES vaults (id) ON DELETE CASCADE
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('policies'),
   },
   {
     version: 8,
@@ -197,6 +215,7 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN hash VARCHAR(64) NULL,
         ADD COLUMN key_id VARCHAR(32) NULL`,
     ],
+    applied: (p) => p.hasColumns('audit_events', ['chain_index', 'hash', 'key_id']),
   },
   {
     version: 9,
@@ -204,6 +223,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // the pending events and serves reading the chain in order.
     name: 'index_audit_chain_index',
     statements: ['ALTER TABLE audit_events ADD UNIQUE KEY audit_events_chain_index (chain_index)'],
+    applied: (p) => p.hasIndex('audit_events', 'audit_events_chain_index'),
   },
   {
     version: 10,
@@ -219,6 +239,7 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (id)
       ) ${TABLE_OPTIONS}`,
     ],
+    applied: (p) => p.hasTable('audit_chain_head'),
   },
   {
     version: 11,
@@ -226,6 +247,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // create it (which would race).
     name: 'seed_audit_chain_head',
     statements: ["INSERT INTO audit_chain_head (id, chain_index, hash, event_id) VALUES (1, 0, '', '')"],
+    applied: (p) => p.hasRow('SELECT 1 FROM audit_chain_head WHERE id = 1'),
   },
   {
     version: 12,
@@ -249,74 +271,179 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-const LOCK_NAME = 'vault_migrations';
-const LOCK_TIMEOUT_SECONDS = 60;
+/** The lease migrations run under; its holder is one migrate() call. */
+export const MIGRATION_LEASE = 'schema-migrations';
+const LEASE_TTL_MS = 15_000;
+const RENEW_EVERY_MS = 3_000;
+/** How long an instance waits for others to finish migrating before it gives up starting. */
+const WAIT_FOR_LEASE_MS = 180_000;
+
+const SCHEMA_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INT NOT NULL PRIMARY KEY,
+  name VARCHAR(255) NOT NULL,
+  applied_at DATETIME(6) NOT NULL
+) ${TABLE_OPTIONS}`;
+
+export interface MigrateOptions {
+  migrations?: readonly Migration[];
+  warn?: (obj: object, msg: string) => void;
+  /** Test seam: how long to wait for another instance's lease (default 180 s). */
+  waitForLeaseMs?: number;
+}
 
 /**
  * Applies the migrations the database lacks, in order, and returns the versions this call applied.
- * Holding the named lock makes instances that start together take turns, so each migration is
- * applied by exactly one of them. (GET_LOCK is per server: on a multi-primary cluster, start the
- * first instance alone or point migrations at one node.) Not retried: a connection lost halfway
- * through DDL leaves a state that needs a look, not a blind second run.
+ *
+ * Safe from any number of instances on any nodes of a multi-primary cluster: the work runs under
+ * a cluster-wide lease (a row in `leases`, which replicates; GET_LOCK holds on one node only), and
+ * each migration is recorded in a transaction fenced by that lease, so a holder that stalled past
+ * its lease cannot record over the next one. Every step is idempotent and retried on deadlocks,
+ * certification failures, a node not ready and lost connections: a start that dies half-way
+ * leaves a state the next start finishes (a change found applied but unrecorded is recorded, with
+ * a warning saying so), never one that fails every later start.
  */
-export async function migrate(
-  pool: Pool,
-  { migrations = MIGRATIONS, warn = () => {} }: { migrations?: readonly Migration[]; warn?: (obj: object, msg: string) => void } = {},
-): Promise<number[]> {
+export async function migrate(pool: Pool, { migrations = MIGRATIONS, warn = () => {}, waitForLeaseMs = WAIT_FOR_LEASE_MS }: MigrateOptions = {}): Promise<number[]> {
   checkOrder(migrations);
-  const connection = await acquire(pool);
-  const sql = sqlOn(connection);
-  let healthy = true;
-  try {
-    const [lock] = await sql.select('SELECT GET_LOCK(?, ?) AS acquired', [LOCK_NAME, LOCK_TIMEOUT_SECONDS]);
-    if (Number(lock?.acquired) !== 1) {
-      throw new Error(`gave up after ${LOCK_TIMEOUT_SECONDS} s waiting for another instance to finish migrating the database (lock "${LOCK_NAME}")`);
-    }
-    try {
-      await connection.query(
-        `CREATE TABLE IF NOT EXISTS schema_migrations (
-          version INT NOT NULL PRIMARY KEY,
-          name VARCHAR(255) NOT NULL,
-          applied_at DATETIME(6) NOT NULL
-        ) ${TABLE_OPTIONS}`,
-      );
-      const rows = await sql.select('SELECT version FROM schema_migrations');
-      const applied = new Set(rows.map((row) => Number(row.version)));
-      const known = new Set(migrations.map((m) => m.version));
-      const unknown = [...applied].filter((v) => !known.has(v));
-      if (unknown.length > 0) {
-        warn({ versions: unknown }, 'database has migrations this build does not know; was a newer version deployed?');
-      }
+  const db: Database = { pool, logger: { warn }, retry: DEFAULT_RETRY };
+  // Bootstrap: both tables must exist before the lease can be taken. IF NOT EXISTS, so every
+  // instance may run these at once (DDL is ordered cluster-wide on Galera).
+  await onConnection(db, async (connection) => {
+    await connection.query(LEASES_TABLE);
+    await connection.query(SCHEMA_MIGRATIONS_TABLE);
+  });
 
-      const appliedNow: number[] = [];
-      for (const migration of migrations) {
-        if (applied.has(migration.version)) continue;
-        try {
-          for (const statement of migration.statements) await connection.query(statement);
-        } catch (error) {
-          throw new Error(`migration ${migration.version} (${migration.name}) failed: ${(error as Error).message}`, { cause: error });
-        }
-        await sql.change('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
-          migration.version,
-          migration.name,
-          new Date(),
-        ]);
-        appliedNow.push(migration.version);
+  const recorded = await recordedVersions(db);
+  const unknown = [...recorded].filter((v) => !migrations.some((m) => m.version === v));
+  if (unknown.length > 0) warn({ versions: unknown }, 'database has migrations this build does not know; was a newer version deployed?');
+  if (migrations.every((m) => recorded.has(m.version))) return [];
+
+  const leases = createLeaseStore(db);
+  const holder = `migrate:${randomUUID()}`;
+  const waitUntil = Date.now() + waitForLeaseMs;
+  for (;;) {
+    const lease = await leases.acquire(MIGRATION_LEASE, holder, LEASE_TTL_MS);
+    if (lease) {
+      const renewal = keepRenewed(lease, () => leases.acquire(MIGRATION_LEASE, holder, LEASE_TTL_MS));
+      try {
+        return await applyPending(db, migrations, renewal.current, warn);
+      } catch (error) {
+        // Our lease ran out under us: whoever holds it now finishes the work; wait for it.
+        if (!(error instanceof LeaseLostError)) throw error;
+        warn({}, 'lost the migration lease to another instance; waiting for it to finish');
+      } finally {
+        await renewal.stop();
+        await leases.release(renewal.current()).catch(() => {
+          // It expires on its own within the TTL.
+        });
       }
-      return appliedNow;
-    } finally {
-      await sql.select('SELECT RELEASE_LOCK(?) AS released', [LOCK_NAME]).catch(() => {
-        // The server drops the lock with the connection, which the outer finally destroys.
-        healthy = false;
-      });
     }
-  } catch (error) {
-    healthy = false;
-    throw error;
-  } finally {
-    if (healthy) connection.release();
-    else connection.destroy();
+    const now = await recordedVersions(db);
+    if (migrations.every((m) => now.has(m.version))) return [];
+    if (Date.now() > waitUntil) {
+      throw new Error(
+        `gave up after ${Math.round(waitForLeaseMs / 1000)} s waiting for another instance to finish migrating the database ` +
+          `(lease "${MIGRATION_LEASE}" in table leases); if no instance is migrating, it expires within ${LEASE_TTL_MS / 1000} s`,
+      );
+    }
+    await sleep(150 + Math.random() * 200);
   }
+}
+
+async function applyPending(db: Database, migrations: readonly Migration[], lease: () => Lease, warn: (obj: object, msg: string) => void): Promise<number[]> {
+  // Read again under the lease: the previous holder may have applied some meanwhile.
+  const recorded = await recordedVersions(db);
+  const appliedNow: number[] = [];
+  for (const migration of migrations) {
+    if (recorded.has(migration.version)) continue;
+    const label = `migration ${migration.version} (${migration.name})`;
+    // Retried as a whole: probe, apply if absent, record. Each part is safe to repeat.
+    const ranIt = await onConnection(db, async (connection) => {
+      const probe = createSchemaProbe(sqlOn(connection));
+      let already: boolean;
+      try {
+        already = await migration.applied(probe);
+      } catch (error) {
+        if (failureKind(error) !== 'other') throw error;
+        throw new Error(`${label} is half-applied: ${(error as Error).message}`, { cause: error });
+      }
+      if (already) {
+        warn({ version: migration.version }, `${label} was found applied but not recorded (an earlier start stopped between the change and its record); recording it`);
+        return false;
+      }
+      try {
+        for (const statement of migration.statements) await connection.query(statement);
+        return true;
+      } catch (error) {
+        if (failureKind(error) !== 'other') throw error;
+        // A holder whose lease ran out may have applied it meanwhile; anything else is for a human.
+        if (await migration.applied(probe).catch(() => false)) return false;
+        throw new Error(`${label} failed: ${(error as Error).message}`, { cause: error });
+      }
+    });
+    await inTransaction(db, async (sql) => {
+      await requireLease(sql, lease());
+      await recordMigration(sql, migration);
+    });
+    if (ranIt) appliedNow.push(migration.version);
+  }
+  return appliedNow;
+}
+
+function recordMigration(sql: Sql, migration: Migration) {
+  // IGNORE: a record already there (written by a retry whose first COMMIT did land) is fine.
+  return sql.change('INSERT IGNORE INTO schema_migrations (version, name, applied_at) VALUES (?, ?, UTC_TIMESTAMP(6))', [migration.version, migration.name]);
+}
+
+async function recordedVersions(db: Database): Promise<Set<number>> {
+  const rows = await onConnection(db, async (connection) => sqlOn(connection).select('SELECT version FROM schema_migrations'));
+  return new Set(rows.map((row) => Number(row.version)));
+}
+
+/** One pooled connection for `work`, retried like a transaction (DDL cannot run in one). */
+function onConnection<T>(db: Database, work: (connection: Awaited<ReturnType<typeof acquire>>) => Promise<T>): Promise<T> {
+  return withRetries(db, {}, async () => {
+    const connection = await acquire(db.pool);
+    try {
+      const result = await work(connection);
+      connection.release();
+      return result;
+    } catch (error) {
+      if (failureKind(error) === 'connection') connection.destroy();
+      else connection.release();
+      throw error;
+    }
+  });
+}
+
+/**
+ * Renews the lease in the background so a long DDL does not outlive it. A failed or refused
+ * renewal keeps the last lease: the fenced record then fails and says so.
+ */
+function keepRenewed(lease: Lease, renew: () => Promise<Lease | null>) {
+  let current = lease;
+  let inFlight: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    inFlight = inFlight.then(() =>
+      renew().then(
+        (renewed) => {
+          if (renewed) current = renewed;
+        },
+        () => {},
+      ),
+    );
+  }, RENEW_EVERY_MS);
+  timer.unref();
+  return {
+    current: () => current,
+    async stop() {
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Numbers must run 1, 2, 3, ... so "append the next number" is the only way to add one. */
