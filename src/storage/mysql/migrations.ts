@@ -259,6 +259,8 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE secret_versions ADD COLUMN stage VARBINARY(16) NULL,
         ADD UNIQUE KEY secret_versions_stage (vault_id, path, stage)`,
     ],
+    // One ALTER, atomic: the column and the key are there together or not at all.
+    applied: async (p) => (await p.hasColumns('secret_versions', ['stage'])) && (await p.hasIndex('secret_versions', 'secret_versions_stage')),
   },
   {
     version: 13,
@@ -268,6 +270,9 @@ export const MIGRATIONS: readonly Migration[] = [
       `UPDATE secret_versions v JOIN secrets s ON s.vault_id = v.vault_id AND s.path = v.path AND s.last_version = v.version
        SET v.stage = 'current' WHERE s.deleted = 0 AND v.deleted = 0`,
     ],
+    // Idempotent (sets the same rows again), and nothing serves before every migration is
+    // recorded, so a rerun after a crash before the record is safe: never "already applied".
+    applied: async () => false,
   },
 ];
 
