@@ -27,6 +27,7 @@ import { systemServiceMethods } from './rpc/services/system-handlers.js';
 import { vaultServiceMethods } from './rpc/services/vault-handlers.js';
 import { createMemoryStorage } from './storage/memory/memory-store.js';
 import type { Storage } from './storage/storage.js';
+import { createServerTls, type CertificateSummary } from './tls/server-tls.js';
 import { VERSION } from './version.js';
 
 export interface App {
@@ -38,6 +39,14 @@ export interface App {
   /** True when running on in-memory storage. */
   readonly devMode: boolean;
   readonly methods: readonly ApiMethod[];
+  /** The served certificate, or undefined when both listeners are plaintext. */
+  readonly tls: CertificateSummary | undefined;
+  /**
+   * Reads the TLS files again and serves them to new connections on both listeners (what SIGHUP
+   * does); open connections are kept. Throws a TlsFilesError, still serving the old ones, if the
+   * new files are unusable; undefined without TLS.
+   */
+  reloadTls(): CertificateSummary | undefined;
   /** Stops accepting calls, finishes in-flight ones, closes storage. */
   stop(): Promise<void>;
 }
@@ -76,8 +85,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const invoke = createInvoker({ authenticator, logger });
     const sealer = startAuditSealer(audit.sealPending, logger);
     const descriptorSet = loadDescriptorSetBytes();
-    const grpc = createGrpcServer({ methods, invoke, descriptorSet });
-    const http = createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes: config.maxRequestBytes, logger });
+    const tls = config.tls ? createServerTls(config.tls, config.tlsMaterial) : undefined;
+    const grpc = createGrpcServer({ methods, invoke, descriptorSet, tls });
+    const http = createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes: config.maxRequestBytes, logger, tls });
     const grpcPort = await grpc.listen(config.host, config.grpcPort);
     let httpPort: number;
     try {
@@ -93,6 +103,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       rootToken,
       devMode,
       methods,
+      get tls() {
+        return tls?.current().summary;
+      },
+      reloadTls: () => tls?.reload().summary,
       async stop() {
         grpc.health.setStatus('', 'NOT_SERVING');
         await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);

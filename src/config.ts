@@ -1,3 +1,6 @@
+import { isIP } from 'node:net';
+import { loadTlsMaterial, TlsFilesError, type TlsFiles, type TlsMaterial } from './tls/server-tls.js';
+
 /**
  * The only reader of the environment. Every variable is validated at start, and every bad one is
  * reported at once with a message naming it; values of secret variables are never echoed.
@@ -18,6 +21,11 @@ export interface Config {
   maxValueBytes: number;
   maxRequestBytes: number;
   shutdownGraceMs: number;
+  /** Set: both listeners serve TLS with these files (checked at load; `tlsMaterial` is what was read). */
+  tls: TlsFiles | undefined;
+  tlsMaterial: TlsMaterial | undefined;
+  /** `VAULT_TLS_DISABLE=true`: plaintext on a non-loopback address, on purpose (behind a TLS proxy). */
+  tlsDisabled: boolean;
 }
 
 export class ConfigError extends Error {
@@ -76,11 +84,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== undefined && rootToken === undefined) {
     problems.push('VAULT_ROOT_TOKEN is required with VAULT_DATABASE_URL (operators authenticate with it)');
   }
+  const host = read('VAULT_HOST') ?? '127.0.0.1';
+  const { tls, tlsMaterial, tlsDisabled } = tlsSettings(read, host, problems);
   const logLevel = read('VAULT_LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`VAULT_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
   const config: Config = {
-    host: read('VAULT_HOST') ?? '127.0.0.1',
+    host,
     grpcPort: integer('VAULT_GRPC_PORT', 50051, 0, 65535),
     httpPort: integer('VAULT_HTTP_PORT', 8080, 0, 65535),
     databaseUrl,
@@ -92,7 +102,63 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxValueBytes: integer('VAULT_MAX_VALUE_BYTES', 64 * 1024, 1, 1024 * 1024),
     maxRequestBytes: integer('VAULT_MAX_REQUEST_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024),
     shutdownGraceMs: integer('VAULT_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    tls,
+    tlsMaterial,
+    tlsDisabled,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * The TLS variables, and the rule that plaintext stays on loopback: without TLS, secrets and tokens
+ * cross the wire readable, so a non-loopback address needs TLS or an explicit VAULT_TLS_DISABLE=true.
+ */
+function tlsSettings(read: (name: string) => string | undefined, host: string, problems: string[]) {
+  const certFile = read('VAULT_TLS_CERT_FILE');
+  const keyFile = read('VAULT_TLS_KEY_FILE');
+  const clientCaFile = read('VAULT_TLS_CLIENT_CA_FILE');
+  const disable = read('VAULT_TLS_DISABLE');
+  if (disable !== undefined && disable !== 'true' && disable !== 'false') {
+    problems.push(`VAULT_TLS_DISABLE must be true or false, got ${JSON.stringify(disable)}`);
+  }
+  const tlsDisabled = disable === 'true';
+  let tls: TlsFiles | undefined;
+  let tlsMaterial: TlsMaterial | undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    problems.push('VAULT_TLS_CERT_FILE and VAULT_TLS_KEY_FILE go together: set both (PEM files) or neither');
+  } else if (certFile !== undefined && keyFile !== undefined) {
+    if (tlsDisabled) problems.push('VAULT_TLS_DISABLE=true contradicts VAULT_TLS_CERT_FILE and VAULT_TLS_KEY_FILE: unset one or the other');
+    tls = { certFile, keyFile, clientCaFile };
+    try {
+      tlsMaterial = loadTlsMaterial(tls);
+    } catch (error) {
+      if (!(error instanceof TlsFilesError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  if (clientCaFile !== undefined && certFile === undefined) {
+    problems.push('VAULT_TLS_CLIENT_CA_FILE needs VAULT_TLS_CERT_FILE and VAULT_TLS_KEY_FILE: client certificates are checked only on TLS');
+  }
+  if (certFile === undefined && keyFile === undefined && !tlsDisabled && !isLoopback(host)) {
+    problems.push(
+      `VAULT_HOST=${JSON.stringify(host)} is not a loopback address, and without TLS secrets and tokens would cross the network in plaintext: ` +
+        'set VAULT_TLS_CERT_FILE and VAULT_TLS_KEY_FILE, or VAULT_TLS_DISABLE=true if a TLS-terminating proxy is in front',
+    );
+  }
+  return { tls, tlsMaterial, tlsDisabled };
+}
+
+/** localhost, 127.0.0.0/8 or ::1 (also IPv4-mapped); names other than localhost are not trusted to be. */
+export function isLoopback(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (bare.toLowerCase() === 'localhost') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  if (isIP(bare) === 6) {
+    const lower = bare.toLowerCase();
+    if (lower === '::1' || lower === '0:0:0:0:0:0:0:1') return true;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+    return mapped !== null && mapped[1]!.startsWith('127.');
+  }
+  return false;
 }

@@ -37,10 +37,34 @@ async function main() {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP reloads the TLS files (and must not end the process, Node's default). Before the app
+  // is up there is nothing to reload: start-up reads the files anyway.
+  process.on('SIGHUP', () => {
+    if (!app || stopping) return;
+    if (!app.tls) {
+      logger.info('SIGHUP: TLS is not configured, nothing to reload');
+      return;
+    }
+    try {
+      logger.info({ certificate: app.reloadTls() }, 'TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ problem: error instanceof Error ? error.message : String(error) }, 'TLS reload failed; still serving the previous certificate');
+    }
+  });
 
   app = await startApp(config, logger);
-  logger.info({ grpcPort: app.grpcPort, httpPort: app.httpPort, host: config.host, storage: app.devMode ? 'memory' : 'mysql' }, 'vault started');
-  if (app.devMode) printDevBanner(config.host, app.grpcPort, app.httpPort, app.rootToken, config.rootToken === undefined);
+  logger.info(
+    {
+      grpcPort: app.grpcPort,
+      httpPort: app.httpPort,
+      host: config.host,
+      storage: app.devMode ? 'memory' : 'mysql',
+      tls: app.tls ? { certificate: app.tls, clientCertificates: config.tls?.clientCaFile !== undefined ? 'required' : 'not requested' } : 'off',
+    },
+    'vault started',
+  );
+  if (config.tlsDisabled && !config.tls) logger.warn({ host: config.host }, 'TLS disabled by VAULT_TLS_DISABLE=true: serving plaintext; a TLS-terminating proxy must be in front');
+  if (app.devMode) printDevBanner(config.host, app.grpcPort, app.httpPort, app.rootToken, config.rootToken === undefined, app.tls !== undefined);
   if (stopping) {
     const signal = stopping;
     stopping = undefined;
@@ -48,19 +72,22 @@ async function main() {
   }
 }
 
-function printDevBanner(host: string, grpcPort: number, httpPort: number, rootToken: string, generated: boolean) {
+function printDevBanner(host: string, grpcPort: number, httpPort: number, rootToken: string, generated: boolean, tls: boolean) {
+  const scheme = tls ? 'https' : 'http';
   const lines = [
     '',
     '==> Vault is running in DEV MODE on in-memory storage.',
     '    Everything stored is LOST when the process exits. Do not use dev mode for real secrets.',
     '',
     `    gRPC:        ${host}:${grpcPort}`,
-    `    HTTP/JSON:   http://${host}:${httpPort}`,
+    `    HTTP/JSON:   ${scheme}://${host}:${httpPort}`,
     `    Root token:  ${rootToken}${generated ? '  (generated; set VAULT_ROOT_TOKEN to choose one)' : ''}`,
     '',
     `    export VAULT_TOKEN=${rootToken}`,
-    `    curl -H "Authorization: Bearer $VAULT_TOKEN" http://${host}:${httpPort}/v1/vaults`,
-    `    npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${host}:${grpcPort}`,
+    `    curl -H "Authorization: Bearer $VAULT_TOKEN" ${scheme}://${host}:${httpPort}/v1/vaults`,
+    tls
+      ? `    npx buf curl --protocol grpc --list-methods https://${host}:${grpcPort}   (add --cacert/--cert/--key as needed)`
+      : `    npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${host}:${grpcPort}`,
     '',
   ];
   process.stderr.write(`${lines.join('\n')}\n`);

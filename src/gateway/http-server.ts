@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import type { JsonValue } from '@bufbuild/protobuf';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from '../rpc/api-method.js';
+import type { ServerTls, TlsMaterial } from '../tls/server-tls.js';
 import { sanitizeRequestId, type Invoke } from '../rpc/invoker.js';
 import { RpcError } from '../rpc/rpc-error.js';
 import { errorBody, type ErrorBodySource } from './error-body.js';
@@ -24,6 +26,8 @@ export interface HttpGatewayDeps {
   /** Largest request body accepted; more is 413. */
   maxRequestBytes: number;
   logger: Logger;
+  /** Set: serve HTTPS (client certificates required when it has a client CA), following its reloads. */
+  tls?: ServerTls | undefined;
 }
 
 export interface HttpGateway {
@@ -52,7 +56,7 @@ class HttpError extends Error implements ErrorBodySource {
  * The HTTP/JSON gateway: routes from the google.api.http annotations, proto3 JSON both ways, and
  * every call through `invoke` exactly as the gRPC server makes it, so no operation exists twice.
  */
-export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes, logger }: HttpGatewayDeps): HttpGateway {
+export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes, logger, tls }: HttpGatewayDeps): HttpGateway {
   const registry = descriptorRegistry(descriptorSet);
   const routes = createRouteTable({ methods, registry });
   const codec = createJsonCodec(registry);
@@ -156,6 +160,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     if (closing) res.setHeader('Connection', 'close');
+    if (tls) res.setHeader('Strict-Transport-Security', HSTS);
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     if (body === undefined || httpStatus === 204) {
       res.end();
@@ -167,12 +172,23 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
     res.end(text);
   }
 
-  const server = createServer({ requestTimeout: 120_000, headersTimeout: 66_000, keepAliveTimeout: 65_000 }, (req, res) => {
+  const options: ServerOptions = { requestTimeout: 120_000, headersTimeout: 66_000, keepAliveTimeout: 65_000 };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((error: unknown) => {
       logger.error({ err: error }, 'unexpected error in the HTTP gateway');
       if (!res.headersSent) res.destroy();
     });
-  });
+  };
+  const secure = tls
+    ? createHttpsServer(
+        // Without a client CA no certificate is asked for; with one, a client without a valid one fails the handshake.
+        { ...options, ...secureContextOptions(tls.current()), requestCert: tls.requireClientCertificate, rejectUnauthorized: tls.requireClientCertificate },
+        onRequest,
+      )
+    : undefined;
+  // A reload applies to new connections; open keep-alive connections keep their session.
+  if (secure) tls?.onChange((material) => secure.setSecureContext(secureContextOptions(material)));
+  const server: Server = secure ?? createServer(options, onRequest);
 
   // `Expect: 100-continue`: refuse a declared oversize body before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -201,7 +217,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
     logger.info({ transport: 'http', httpStatus, code: status[code], peer: peerOf(socket), requestId, parseError: error.code }, 'http request rejected');
     socket.end(
       `HTTP/1.1 ${httpStatus} ${reasonPhrase(httpStatus)}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-        `x-request-id: ${requestId}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
+        `x-request-id: ${requestId}\r\nCache-Control: no-store\r\n${tls ? `Strict-Transport-Security: ${HSTS}\r\n` : ''}Connection: close\r\n\r\n${text}`,
     );
   });
 
@@ -236,6 +252,13 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       });
     },
   };
+}
+
+/** One year, the usual HSTS lifetime; no includeSubDomains: the vault does not speak for sibling hosts. */
+const HSTS = 'max-age=31536000';
+
+function secureContextOptions(material: TlsMaterial) {
+  return { cert: material.cert, key: material.key, ca: material.clientCa };
 }
 
 /** The client went away while its request was read; nobody is left to answer. */

@@ -1,4 +1,4 @@
-import { Metadata, Server, ServerCredentials, status, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { experimental, Metadata, Server, ServerCredentials, status, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { Any } from '../gen/google/protobuf/any.js';
@@ -6,6 +6,7 @@ import { ErrorInfo } from '../gen/google/rpc/error_details.js';
 import { Status } from '../gen/google/rpc/status.js';
 import type { ApiMethod } from './api-method.js';
 import { fileDescriptorProtos } from './descriptors.js';
+import type { ServerTls } from '../tls/server-tls.js';
 import type { Invoke } from './invoker.js';
 import { RpcError } from './rpc-error.js';
 
@@ -22,7 +23,18 @@ export interface GrpcServer {
  * A grpc-js server exposing every ApiMethod through the shared invoker, plus grpc.health.v1 and
  * server reflection (v1 and v1alpha) built from the real descriptors.
  */
-export function createGrpcServer({ methods, invoke, descriptorSet }: { methods: ApiMethod[]; invoke: Invoke; descriptorSet: Uint8Array }): GrpcServer {
+export function createGrpcServer({
+  methods,
+  invoke,
+  descriptorSet,
+  tls,
+}: {
+  methods: ApiMethod[];
+  invoke: Invoke;
+  descriptorSet: Uint8Array;
+  /** Set: serve TLS (mTLS when it has a client CA), following its reloads; unset: plaintext. */
+  tls?: ServerTls | undefined;
+}): GrpcServer {
   const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
 
   const services = groupByService(methods);
@@ -71,7 +83,8 @@ export function createGrpcServer({ methods, invoke, descriptorSet }: { methods: 
     health,
     listen(host, port) {
       return new Promise((resolve, reject) => {
-        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, ServerCredentials.createInsecure(), (error, bound) =>
+        const credentials = tls ? reloadableCredentials(tls) : ServerCredentials.createInsecure();
+        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, credentials, (error, bound) =>
           error ? reject(error) : resolve(bound),
         );
       });
@@ -90,6 +103,40 @@ export function createGrpcServer({ methods, invoke, descriptorSet }: { methods: 
       });
     },
   };
+}
+
+/**
+ * Server credentials that follow the TLS material's reloads. grpc-js's certificate-provider
+ * credentials call `setSecureContext` on the listening HTTP/2 server for each update, which
+ * affects new connections only, so open ones are not dropped. One provider serves both the
+ * identity and (for mTLS) the CA, so the argument order of the factory does not matter.
+ */
+function reloadableCredentials(tls: ServerTls): ServerCredentials {
+  const identityListeners = new Set<experimental.IdentityCertificateUpdateListener>();
+  const caListeners = new Set<experimental.CaCertificateUpdateListener>();
+  const identity = () => ({ certificate: tls.current().cert, privateKey: tls.current().key });
+  const ca = () => {
+    const clientCa = tls.current().clientCa;
+    return clientCa ? { caCertificate: clientCa } : null;
+  };
+  tls.onChange(() => {
+    for (const listener of caListeners) listener(ca());
+    for (const listener of identityListeners) listener(identity());
+  });
+  const provider: experimental.CertificateProvider = {
+    // Like grpc-js's own file watcher: the current value goes to a new listener on the next tick.
+    addIdentityCertificateListener(listener) {
+      identityListeners.add(listener);
+      process.nextTick(() => listener(identity()));
+    },
+    removeIdentityCertificateListener: (listener) => identityListeners.delete(listener),
+    addCaCertificateListener(listener) {
+      caListeners.add(listener);
+      process.nextTick(() => listener(ca()));
+    },
+    removeCaCertificateListener: (listener) => caListeners.delete(listener),
+  };
+  return experimental.createCertificateProviderServerCredentials(provider, tls.requireClientCertificate ? provider : null, tls.requireClientCertificate);
 }
 
 function groupByService(methods: ApiMethod[]): Map<string, ApiMethod[]> {
