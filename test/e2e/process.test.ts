@@ -1,6 +1,10 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { connect as connectTls } from 'node:tls';
 import { describe, expect, it } from 'vitest';
+import { createTestPki } from '../support/test-pki.js';
 
 /** Runs `src/main.ts` as `npm start` does, in a real process. */
 function startProcess(env: Record<string, string>): ChildProcessWithoutNullStreams {
@@ -18,6 +22,17 @@ function logLine(child: ChildProcessWithoutNullStreams, msg: string): Promise<Re
       if (parsed.msg === msg) resolve(parsed);
     });
     child.once('exit', (code) => reject(new Error(`exited with ${code} before logging "${msg}"`)));
+  });
+}
+
+/** The serial number of the certificate a new TLS connection to 127.0.0.1:port is served. */
+function servedSerial(port: number, ca: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls({ host: '127.0.0.1', port, ca, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.on('error', reject);
   });
 }
 
@@ -63,5 +78,50 @@ describe('the service process', () => {
     expect(stderr).toMatch(/VAULT_MASTER_KEY is required/);
     expect(stderr).toMatch(/VAULT_ROOT_TOKEN is required/);
     expect(stderr).not.toContain('topsecret');
+  });
+
+  it('refuses to listen on a non-loopback address without TLS, saying how to fix it', async () => {
+    const child = startProcess({ VAULT_HOST: '0.0.0.0' });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += String(chunk)));
+    expect(await exitOf(child)).toBe(2);
+    expect(stderr).toMatch(/VAULT_HOST="0\.0\.0\.0" is not a loopback address/);
+    expect(stderr).toMatch(/set VAULT_TLS_CERT_FILE and VAULT_TLS_KEY_FILE, or VAULT_TLS_DISABLE=true/);
+  });
+
+  it('serves TLS on both ports and, on SIGHUP, serves a certificate swapped on disk to new connections', async () => {
+    const pki = await createTestPki();
+    try {
+      const ca = await pki.ca('process');
+      const first = await ca.server('first');
+      const second = await ca.server('second');
+      const certFile = join(pki.dir, 'tls.crt');
+      const keyFile = join(pki.dir, 'tls.key');
+      await copyFile(first.certFile, certFile);
+      await copyFile(first.keyFile, keyFile);
+      const child = startProcess({ VAULT_TLS_CERT_FILE: certFile, VAULT_TLS_KEY_FILE: keyFile });
+      const started = await logLine(child, 'vault started');
+      const ports = [Number(started.grpcPort), Number(started.httpPort)];
+      for (const port of ports) expect(await servedSerial(port, ca.cert)).toBe(first.serial);
+
+      await writeFile(certFile, second.cert);
+      await writeFile(keyFile, second.key);
+      const reloaded = logLine(child, 'TLS certificate reloaded');
+      child.kill('SIGHUP');
+      expect(await reloaded).toMatchObject({ certificate: { serialNumber: second.serial } });
+      // The log line comes after both listeners took the new context; poll anyway, bounded.
+      for (const port of ports) {
+        const deadline = Date.now() + 10_000;
+        let serial = await servedSerial(port, ca.cert);
+        while (serial !== second.serial && Date.now() < deadline) serial = await servedSerial(port, ca.cert);
+        expect(serial).toBe(second.serial);
+      }
+
+      const exited = exitOf(child);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      await pki.remove();
+    }
   });
 });
