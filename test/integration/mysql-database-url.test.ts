@@ -28,8 +28,26 @@ describe('parseDatabaseUrl', () => {
       user: 'vault',
       password: PASSWORD,
       database: 'vault_prod',
+      tls: { mode: 'DISABLED', caFile: undefined, certFile: undefined, keyFile: undefined },
       redacted: 'mysql://vault@db.internal:3307/vault_prod',
     });
+  });
+
+  it('reads the TLS options as MySQL clients spell them', () => {
+    expect(parseDatabaseUrl(`mysql://u:${PASSWORD}@db/v?ssl-mode=REQUIRED&ssl-ca=%2Fetc%2Fca.pem&ssl-cert=/c.pem&ssl-key=/k.pem`)).toMatchObject({
+      database: 'v',
+      password: PASSWORD,
+      tls: { mode: 'REQUIRED', caFile: '/etc/ca.pem', certFile: '/c.pem', keyFile: '/k.pem' },
+      redacted: 'mysql://u@db:3306/v?ssl-mode=REQUIRED',
+    });
+    expect(parseDatabaseUrl('mysql://u@db/v?ssl_mode=verify_ca&SSL_CA=/ca.pem').tls).toEqual({ mode: 'VERIFY_CA', caFile: '/ca.pem', certFile: undefined, keyFile: undefined });
+    expect(parseDatabaseUrl('mysql://u@db/v?ssl-mode=DISABLED').tls.mode).toBe('DISABLED');
+    expect(parseDatabaseUrl('mysql://u@db/v?ssl-mode=VERIFY_IDENTITY').tls.mode).toBe('VERIFY_IDENTITY');
+  });
+
+  it('verifies certificates and host name when a TLS file is given without ssl-mode', () => {
+    expect(parseDatabaseUrl('mysql://u@db/v?ssl-ca=/ca.pem').tls.mode).toBe('VERIFY_IDENTITY');
+    expect(parseDatabaseUrl('mysql://u@db/v?ssl-cert=/c.pem&ssl-key=/k.pem').tls.mode).toBe('VERIFY_IDENTITY');
   });
 
   it('defaults the port to 3306 and allows no password', () => {
@@ -60,7 +78,14 @@ describe('parseDatabaseUrl', () => {
     ['no user', 'mysql://h/db', /user name is missing/],
     ['an empty user', `mysql://:${PASSWORD}@h/db`, /user name is empty/],
     ['no host', `mysql://u:${PASSWORD}@/db`, /host is missing/],
-    ['query parameters', `mysql://u:${PASSWORD}@h/db?ssl=true`, /query parameters/],
+    ['an unknown query parameter', `mysql://u:${PASSWORD}@h/db?ssl=true`, /the query parameter "ssl" is not supported \(supported: ssl-mode, ssl-ca, ssl-cert, ssl-key\)/],
+    ['ssl-mode=PREFERRED', `mysql://u:${PASSWORD}@h/db?ssl-mode=PREFERRED`, /PREFERRED is refused: it falls back to plaintext/],
+    ['an unknown ssl-mode', `mysql://u:${PASSWORD}@h/db?ssl-mode=STRICT`, /ssl-mode "STRICT" is not one of DISABLED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY/],
+    ['TLS files with ssl-mode=DISABLED', `mysql://u:${PASSWORD}@h/db?ssl-mode=DISABLED&ssl-ca=/ca.pem`, /need TLS, but ssl-mode is DISABLED/],
+    ['ssl-cert without ssl-key', `mysql://u:${PASSWORD}@h/db?ssl-cert=/c.pem`, /ssl-cert and ssl-key go together/],
+    ['an option given twice', `mysql://u:${PASSWORD}@h/db?ssl-ca=/a&ssl_ca=/b`, /ssl-ca is given more than once/],
+    ['an option without a value', `mysql://u:${PASSWORD}@h/db?ssl-mode=`, /ssl-mode has no value/],
+    ['an unencoded ? in the password', `mysql://u:${PASSWORD}?x@h/db`, /database name is missing/],
     // Malformed URLs that put the password where a host or port belongs.
     ['a password without a host', `mysql://u:${PASSWORD}/db`, /port/],
     ['an unencoded / in the password', `mysql://u:${PASSWORD}/x@h/db`, /port/],

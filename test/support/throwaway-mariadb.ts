@@ -37,6 +37,11 @@ export interface ThrowawayMariadb {
   restart(): Promise<void>;
 }
 
+export interface ThrowawayOptions {
+  /** PEM files for the server's TLS (`--ssl-ca`, `--ssl-cert`, `--ssl-key`); unset: no TLS, as the system server. */
+  tls?: { caFile: string; certFile: string; keyFile: string };
+}
+
 export function findServerBinaries(): ServerBinaries | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/bin'];
   const find = (names: string[], extraDirs: string[] = []): string | undefined => {
@@ -69,7 +74,7 @@ interface Running {
   killOnExit(): void;
 }
 
-export async function startThrowawayMariadb(bin: ServerBinaries | undefined = findServerBinaries()): Promise<ThrowawayMariadb> {
+export async function startThrowawayMariadb(bin: ServerBinaries | undefined = findServerBinaries(), options: ThrowawayOptions = {}): Promise<ThrowawayMariadb> {
   if (!bin) throw new Error('[vault-test-db] no mariadbd/mysqld binary on PATH, /usr/sbin or /usr/bin');
   const dir = await mkdtemp(join(tmpdir(), 'vault-test-db-'));
   const datadir = join(dir, 'data');
@@ -77,6 +82,8 @@ export async function startThrowawayMariadb(bin: ServerBinaries | undefined = fi
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
   // Small InnoDB files keep install and start well under a second; binlogs are useless here.
   const tuning = ['--innodb-buffer-pool-size=64M', '--innodb-log-file-size=16M', '--skip-log-bin'];
+  // The files must be readable by the user mariadbd runs as (this process's, or root).
+  const tlsArgs = options.tls ? [`--ssl-ca=${options.tls.caFile}`, `--ssl-cert=${options.tls.certFile}`, `--ssl-key=${options.tls.keyFile}`] : [];
 
   try {
     if (bin.installDb) {
@@ -114,6 +121,7 @@ export async function startThrowawayMariadb(bin: ServerBinaries | undefined = fi
         '--skip-networking=0',
         ...asRoot,
         ...tuning,
+        ...tlsArgs,
         ...extraArgs,
       ],
       { stdio: 'ignore' },

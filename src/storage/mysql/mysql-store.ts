@@ -2,6 +2,7 @@ import type { Storage } from '../storage.js';
 import { createAgentStore } from './agent-store.js';
 import { AUDIT_ROWS_PER_INSERT, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
+import { explainTlsFailure } from './database-tls.js';
 import { parseDatabaseUrl } from './database-url.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
@@ -36,7 +37,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     await migrate(pool, { warn: (obj, msg) => logger.warn(obj, msg) });
   } catch (error) {
     await pool.end().catch(() => {});
-    throw error;
+    throw explainTlsFailure(error, `${settings.host}:${settings.port}`, settings.tls);
   }
 
   let closing: Promise<void> | undefined;

@@ -1,4 +1,5 @@
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import { driverTlsOptions, identityCheckedStream } from './database-tls.js';
 import type { ConnectionSettings } from './database-url.js';
 
 export type { Pool, PoolConnection };
@@ -53,6 +54,8 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     user: settings.user,
     password: settings.password,
     database: settings.database,
+    ssl: driverTlsOptions(settings.tls),
+    stream: identityCheckedStream(settings.host, settings.port, settings.tls),
     connectionLimit: poolSize,
     maxIdle: poolSize,
     idleTimeout: 60_000,
