@@ -15,6 +15,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:20-bookworm-slim AS runtime
+# 0.0.0.0 is not loopback, so the service starts only with one of (see README "TLS"):
+#   - TLS: mount a certificate and key and set VAULT_TLS_CERT_FILE and VAULT_TLS_KEY_FILE
+#     (optionally VAULT_TLS_CLIENT_CA_FILE for mTLS); `docker kill -s HUP` reloads them;
+#   - VAULT_TLS_DISABLE=true, when a proxy or mesh in front terminates TLS.
+# Without either it exits at start saying so, rather than serve secrets in plaintext.
 ENV NODE_ENV=production \
     VAULT_HOST=0.0.0.0
 WORKDIR /app
