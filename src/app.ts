@@ -4,6 +4,7 @@ import { createAgentTokens } from './auth/agent-token.js';
 import { createCredentialAuthenticator } from './auth/credential-authenticator.js';
 import type { Config } from './config.js';
 import { createHttpGateway } from './gateway/http-server.js';
+import { descriptorRegistry } from './gateway/route-table.js';
 import { createBarrier } from './crypto/barrier.js';
 import { checkKeysAgainstStorage } from './crypto/key-check.js';
 import { createKeyring } from './crypto/keyring.js';
@@ -19,6 +20,7 @@ import type { ApiMethod } from './rpc/api-method.js';
 import { loadDescriptorSetBytes } from './rpc/descriptors.js';
 import { createGrpcServer } from './rpc/grpc-server.js';
 import { createInvoker } from './rpc/invoker.js';
+import { guardRequests } from './rpc/request-guard.js';
 import { agentServiceMethods, authServiceMethods } from './rpc/services/agent-handlers.js';
 import { auditServiceMethods } from './rpc/services/audit-handlers.js';
 import { policyServiceMethods } from './rpc/services/policy-handlers.js';
@@ -73,7 +75,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     // This instance forgets cached agents at once when it changes one; others within a second.
     const onCredentialsChanged = () => authenticator.forgetAgents();
 
-    const methods = [
+    const descriptorSet = loadDescriptorSetBytes();
+    const methods = guardRequests([
       ...vaultServiceMethods(vaults),
       ...secretServiceMethods(secrets),
       ...agentServiceMethods(createAgentService({ storage, access, now, onCredentialsChanged })),
@@ -81,10 +84,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged })),
       ...auditServiceMethods(audit),
       ...systemServiceMethods({ storage, version: VERSION }),
-    ];
+    ], descriptorRegistry(descriptorSet));
     const invoke = createInvoker({ authenticator, logger });
     const sealer = startAuditSealer(audit.sealPending, logger);
-    const descriptorSet = loadDescriptorSetBytes();
     const tls = config.tls ? createServerTls(config.tls, config.tlsMaterial) : undefined;
     const grpc = createGrpcServer({ methods, invoke, descriptorSet, tls });
     const http = createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes: config.maxRequestBytes, logger, tls });

@@ -2,6 +2,7 @@ import type { AccessControl } from '../auth/access-control.js';
 import type { Storage, StoredAuditEvent } from '../storage/storage.js';
 import { AUDIT_SCHEME, type AuditChain } from './audit-chain.js';
 import type { CallContext } from './principal.js';
+import { requireTimestamp } from './timestamp-range.js';
 import { requireIntRange } from './validation.js';
 
 export interface AuditQuery {
@@ -47,8 +48,8 @@ export function createAuditService({ storage, access, chain }: { storage: Pick<S
         action: query.action || undefined,
         actorId: query.actorId || undefined,
         resourceId: query.resourceId || undefined,
-        from: query.from,
-        to: query.to,
+        from: requireTimestamp('from', query.from),
+        to: requireTimestamp('to', query.to),
         limit: query.limit === 0 ? 100 : requireIntRange('limit', query.limit, 1, 1000),
         offset: requireIntRange('offset', query.offset, 0, 1_000_000_000),
       });

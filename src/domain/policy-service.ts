@@ -89,7 +89,7 @@ export function createPolicyService({
         principalType: input.principalType,
         principalId: input.principalId,
         permissions: requirePermissions(input.permissions),
-        conditions: requireMetadata(input.conditions),
+        conditions: requireMetadata(input.conditions, 'conditions'),
         expiresAt: requireFuture('expires_at', input.expiresAt, at),
         createdBy: context.principal.id,
         createdByType: context.principal.type,
@@ -115,7 +115,7 @@ export function createPolicyService({
       const at = now();
       const changes: PolicyChanges = {
         permissions: input.permissions.length > 0 ? requirePermissions(input.permissions) : undefined,
-        conditions: input.conditions === undefined ? undefined : (requireMetadata(input.conditions) ?? undefined),
+        conditions: input.conditions === undefined ? undefined : (requireMetadata(input.conditions, 'conditions') ?? undefined),
         expiresAt: requireFuture('expires_at', input.expiresAt, at) ?? undefined,
         effect: input.effect === undefined ? undefined : requireEffect(input.effect),
         priority: input.priority === undefined ? undefined : requireIntRange('priority', input.priority, 0, MAX_PRIORITY),

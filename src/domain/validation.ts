@@ -1,5 +1,6 @@
 import { invalidArgument } from './errors.js';
 import { SECRET_STAGES, type JsonObject, type SecretStage } from '../storage/records.js';
+import { requireTimestamp } from './timestamp-range.js';
 
 const PATH_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_\-/]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -54,20 +55,51 @@ export function requireVersion(version: number): number {
   return version;
 }
 
-export function requireMetadata(metadata: unknown): JsonObject | null {
+/**
+ * How deeply a request may nest, counted as its JSON form nests (the request object is level 1,
+ * so `metadata` may nest 31 levels). The transports enforce it before decoding; storage (MySQL's
+ * JSON type allows 100) and every decoder are well inside it.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * A free-form JSON object (a version's metadata, a policy's conditions), kept exactly as sent or
+ * refused: numbers must be finite (JSON has no NaN or Infinity, it would come back as null) and no
+ * key may be `__proto__` (JavaScript objects would drop it).
+ */
+export function requireMetadata(metadata: unknown, field = 'metadata'): JsonObject | null {
   if (metadata === undefined || metadata === null) return null;
-  if (typeof metadata !== 'object' || Array.isArray(metadata)) throw invalidArgument('metadata must be a JSON object');
+  if (typeof metadata !== 'object' || Array.isArray(metadata)) throw invalidArgument(`${field} must be a JSON object`);
+  checkJson(field, metadata, 2);
   if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
-    throw invalidArgument(`metadata must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
+    throw invalidArgument(`${field} must be at most ${MAX_METADATA_BYTES} bytes as JSON`);
   }
   return metadata as JsonObject;
 }
 
+function checkJson(field: string, value: unknown, depth: number): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw invalidArgument(`${field} holds ${value}: numbers must be finite (JSON has no NaN or Infinity)`);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  if (depth > MAX_JSON_DEPTH) throw invalidArgument(`${field} nests deeper than the request limit of ${MAX_JSON_DEPTH} levels`);
+  if (Array.isArray(value)) {
+    for (const item of value) checkJson(field, item, depth + 1);
+    return;
+  }
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (Object.hasOwn(value, '__proto__') || (prototype !== Object.prototype && prototype !== null)) {
+    throw invalidArgument(`${field} has the key "__proto__", which is not allowed`);
+  }
+  for (const item of Object.values(value)) checkJson(field, item, depth + 1);
+}
+
 export function requireFuture(field: string, at: Date | undefined, now: Date): Date | null {
-  if (!at) return null;
-  if (Number.isNaN(at.getTime())) throw invalidArgument(`${field} is not a valid timestamp`);
-  if (at.getTime() <= now.getTime()) throw invalidArgument(`${field} must be in the future`);
-  return at;
+  const checked = requireTimestamp(field, at);
+  if (!checked) return null;
+  if (checked.getTime() <= now.getTime()) throw invalidArgument(`${field} must be in the future`);
+  return checked;
 }
 
 export function requireText(field: string, value: string, { min = 0, max }: { min?: number; max: number }): string {

@@ -1,5 +1,6 @@
 import { create, fromBinary, fromJson, toBinary, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type Registry } from '@bufbuild/protobuf';
 import { bindRequest, fieldByName, isRfc3339, RequestDecodeError, type HttpInput } from './request-binding.js';
+import { MAX_JSON_DEPTH } from '../domain/validation.js';
 import type { Route } from './route-table.js';
 
 /**
@@ -34,7 +35,8 @@ const SPECIAL_JSON = new Set([
   'google.protobuf.BytesValue',
 ]);
 
-const MAX_DEPTH = 64;
+/** Bodies are depth-checked before parsing (request-binding.ts); this guards what binding built. */
+const MAX_DEPTH = MAX_JSON_DEPTH;
 
 /** Output as grpc-gateway with proto names and EmitUnpopulated-for-scalars: snake_case, scalars always present. */
 const WRITE_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;

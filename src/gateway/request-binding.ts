@@ -1,4 +1,5 @@
 import { ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import { MAX_JSON_DEPTH } from '../domain/validation.js';
 import { decodeSegment, type PathBinding } from './path-template.js';
 import type { Route } from './route-table.js';
 
@@ -57,12 +58,45 @@ function parseBody(bytes: Uint8Array): JsonValue | undefined {
     throw new RequestDecodeError('the request body is not valid UTF-8');
   }
   if (text.trim() === '') return undefined;
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new RequestDecodeError(`the request nests deeper than ${MAX_JSON_DEPTH} levels`);
+  let json: JsonValue;
   try {
     // The parser's own message quotes the input, which may hold a secret: never pass it on.
-    return JSON.parse(text) as JsonValue;
+    json = JSON.parse(text) as JsonValue;
   } catch {
     throw new RequestDecodeError('the request body is not valid JSON');
   }
+  if (hasLoneSurrogate(json)) {
+    // Encoding one as UTF-8 would turn it into U+FFFD: a different value than was sent.
+    throw new RequestDecodeError('the request body holds an unpaired surrogate escape (such as \\ud800), which is not text');
+  }
+  return json;
+}
+
+/** The deepest nesting of objects and arrays in JSON text, found before parsing it. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+function hasLoneSurrogate(json: JsonValue): boolean {
+  if (typeof json === 'string') return LONE_SURROGATE.test(json);
+  if (typeof json !== 'object' || json === null) return false;
+  if (Array.isArray(json)) return json.some(hasLoneSurrogate);
+  return Object.entries(json).some(([key, value]) => LONE_SURROGATE.test(key) || hasLoneSurrogate(value));
 }
 
 /** Splits a query string strictly: `+` is a space, and a malformed `%` escape is an error. */

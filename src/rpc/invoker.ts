@@ -4,6 +4,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { ANONYMOUS, type CallContext } from '../domain/principal.js';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from './api-method.js';
+import { RejectedRequest } from './request-guard.js';
 import { toRpcError } from './rpc-error.js';
 
 /** What a transport knows about a call before it is handled. */
@@ -30,6 +31,8 @@ export function createInvoker({ authenticator, logger }: { authenticator: Authen
     let context: CallContext = { principal: ANONYMOUS, requestId };
     let code = status.OK;
     try {
+      // A request the deserializer refused (rpc/request-guard.ts) fails before authentication.
+      if (request instanceof RejectedRequest) throw request.error;
       if (method.requiresAuth) context = { principal: await authenticator.authenticate(meta.authorization, requestId), requestId };
       const response = await method.handle(context, request);
       return { response, requestId };
