@@ -81,9 +81,10 @@ function printDevBanner(host: string, grpcPort: number, httpPort: number, rootTo
     '',
     `    gRPC:        ${host}:${grpcPort}`,
     `    HTTP/JSON:   ${scheme}://${host}:${httpPort}`,
-    `    Root token:  ${rootToken}${generated ? '  (generated; set VAULT_ROOT_TOKEN to choose one)' : ''}`,
+    // A configured token is the operator's own secret: only a generated one is shown.
+    generated ? `    Root token:  ${rootToken}  (generated; set VAULT_ROOT_TOKEN to choose one)` : '    Root token:  the one in VAULT_ROOT_TOKEN',
     '',
-    `    export VAULT_TOKEN=${rootToken}`,
+    generated ? `    export VAULT_TOKEN=${rootToken}` : '    export VAULT_TOKEN=$VAULT_ROOT_TOKEN',
     `    curl -H "Authorization: Bearer $VAULT_TOKEN" ${scheme}://${host}:${httpPort}/v1/vaults`,
     tls
       ? `    npx buf curl --protocol grpc --list-methods https://${host}:${grpcPort}   (add --cacert/--cert/--key as needed)`

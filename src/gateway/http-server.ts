@@ -101,16 +101,26 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
         throw error;
       }
 
-      const match = routes.match(req.method ?? '', segments);
+      // HEAD is GET without the body (RFC 9110 9.3.2); Node leaves the body out of HEAD answers.
+      const httpMethod = req.method === 'HEAD' ? 'GET' : (req.method ?? '');
+      const match = routes.match(httpMethod, segments);
       if (match.kind === 'not-found') throw new HttpError(404, status.NOT_FOUND, `no route matches ${req.method} ${quote(rawPath, 200)}`);
       if (match.kind === 'method-not-allowed') {
-        throw new HttpError(405, status.UNIMPLEMENTED, `${req.method} is not allowed on ${quote(rawPath, 200)}; allowed: ${match.allowed.join(', ')}`, {
-          Allow: match.allowed.join(', '),
+        const allowed = match.allowed.includes('GET') ? [...match.allowed, 'HEAD'].sort() : match.allowed;
+        throw new HttpError(405, status.UNIMPLEMENTED, `${req.method} is not allowed on ${quote(rawPath, 200)}; allowed: ${allowed.join(', ')}`, {
+          Allow: allowed.join(', '),
         });
       }
       route = match.route;
 
       const body = await readBody(req, maxRequestBytes, drainLimit);
+      if (body.length > 0 && !isJsonContentType(req.headers['content-type'])) {
+        throw new HttpError(
+          415,
+          status.INVALID_ARGUMENT,
+          `the request body must be JSON: send Content-Type: application/json (got ${quote(req.headers['content-type'] ?? '', 100)})`,
+        );
+      }
       let request: unknown;
       try {
         request = codec.decodeRequest(route, { bindings: match.bindings, query: queryAt < 0 ? '' : target.slice(queryAt + 1), body });
@@ -293,6 +303,17 @@ function readBody(req: IncomingMessage, limit: number, drainLimit: number): Prom
     req.on('error', () => settle(() => reject(new ClientGoneError('the client went away'))));
     req.on('close', () => settle(() => reject(new ClientGoneError('the client went away'))));
   });
+}
+
+/**
+ * Bodies are proto3 JSON. Accepted: application/json and any `+json` type; no Content-Type at
+ * all (the hosted API's clients may send none); and application/x-www-form-urlencoded, which is
+ * what `curl -d` sends unasked, as the contract's curl examples do. Anything else is 415.
+ */
+export function isJsonContentType(header: string | undefined): boolean {
+  if (header === undefined || header.trim() === '') return true;
+  const type = header.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type) || type === 'application/x-www-form-urlencoded';
 }
 
 /** The path and query of a request target; an absolute-form target (`http://host/path`) is accepted too (RFC 9112 3.2.2). */

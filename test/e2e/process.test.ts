@@ -50,10 +50,13 @@ describe('the service process', () => {
     for (let i = 0; i < 40 && !stderr.includes('Root token'); i++) await new Promise((r) => setTimeout(r, 50));
     expect(stderr).toMatch(/DEV MODE/);
     expect(stderr).toMatch(/LOST when the process exits/);
+    // The operator chose this token: it is not echoed.
+    expect(stderr).not.toContain('process-test-root-token');
+    expect(stderr).toContain('Root token:  the one in VAULT_ROOT_TOKEN');
     const base = `http://127.0.0.1:${started.httpPort}`;
     expect(await (await fetch(`${base}/v1/health`)).json()).toMatchObject({ status: 'healthy' });
 
-    const created = await fetch(`${base}/v1/vaults`, { method: 'POST', headers: { authorization: 'Bearer process-test-root-token' }, body: '{"name":"x"}' });
+    const created = await fetch(`${base}/v1/vaults`, { method: 'POST', headers: { authorization: 'Bearer process-test-root-token', 'content-type': 'application/json' }, body: '{"name":"x"}' });
     expect(created.status).toBe(201);
     const exited = exitOf(child);
     child.kill('SIGTERM');
@@ -61,9 +64,16 @@ describe('the service process', () => {
     await expect(fetch(`${base}/v1/health`)).rejects.toThrow();
   });
 
-  it('stops on SIGINT too', async () => {
+  it('prints a generated root token, which then works, and stops on SIGINT', async () => {
     const child = startProcess({});
-    await logLine(child, 'vault started');
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += String(chunk)));
+    const started = await logLine(child, 'vault started');
+    for (let i = 0; i < 40 && !stderr.includes('export VAULT_TOKEN'); i++) await new Promise((r) => setTimeout(r, 50));
+    const token = /Root token: {2}(\S+) {2}\(generated/.exec(stderr)?.[1];
+    expect(token).toBeDefined();
+    const vaults = await fetch(`http://127.0.0.1:${started.httpPort}/v1/vaults`, { headers: { authorization: `Bearer ${token}` } });
+    expect(vaults.status).toBe(200);
     const exited = exitOf(child);
     child.kill('SIGINT');
     expect(await exited).toBe(0);

@@ -96,13 +96,41 @@ describe('HTTP gateway', () => {
     it('answers 405 with an Allow header for a wrong method on a known path', async () => {
       const patch = await t.http('PATCH', `/v1/vaults/${vaultId}/secrets/api-keys/openai`, { body: {} });
       expectErrorBody(patch, 405, 12, 'Method Not Allowed');
-      expect(patch.headers.get('allow')).toBe('DELETE, GET, PUT');
+      expect(patch.headers.get('allow')).toBe('DELETE, GET, HEAD, PUT');
       const del = await t.http('DELETE', '/v1/vaults');
       expectErrorBody(del, 405, 12, 'Method Not Allowed');
-      expect(del.headers.get('allow')).toBe('GET, POST');
-      const head = await t.http('HEAD', '/v1/health');
-      expect(head.status).toBe(405);
-      expect(head.headers.get('allow')).toBe('GET');
+      expect(del.headers.get('allow')).toBe('GET, HEAD, POST');
+      const post = await t.http('POST', '/v1/health');
+      expect(post.headers.get('allow')).toBe('GET, HEAD');
+    });
+
+    it('answers HEAD on a GET route like GET, without a body', async () => {
+      for (const path of ['/v1/health', '/v1/vaults', `/v1/vaults/${vaultId}/secrets`, '/v1/vaults/not-a-uuid']) {
+        const get = await t.http('GET', path);
+        const answer = await raw(port, `HEAD ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_ROOT_TOKEN}\r\nConnection: close\r\n\r\n`);
+        const [head, body] = answer.split('\r\n\r\n');
+        expect(head, path).toMatch(new RegExp(`^HTTP/1\\.1 ${get.status} `));
+        expect(head).toContain(`Content-Length: ${Buffer.byteLength(get.text)}`);
+        expect(body).toBe('');
+      }
+    });
+
+    it('answers 415 for a body that is not JSON by its Content-Type, and takes JSON, +json, curl -d and none', async () => {
+      const path = `/v1/vaults/${vaultId}/secrets/ctype/a`;
+      for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/jsonx', 'text/json']) {
+        const refused = await t.http('PUT', path, { body: { value: 'x' }, headers: { 'content-type': type } });
+        expectErrorBody(refused, 415, 3, 'Unsupported Media Type');
+        expect(refused.json.message).toMatch(/must be JSON/);
+      }
+      expect((await t.http('GET', path)).status).toBe(404);
+      for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON', 'application/merge-patch+json', 'application/x-www-form-urlencoded']) {
+        const accepted = await t.http('PUT', path, { body: { value: type }, headers: { 'content-type': type } });
+        expect(accepted.status, `${type}: ${accepted.text}`).toBe(201);
+      }
+      const none = await fetch(`${t.httpBaseUrl}${path}`, { method: 'PUT', headers: { authorization: `Bearer ${TEST_ROOT_TOKEN}` }, body: Buffer.from('{"value":"none"}') });
+      expect(none.status).toBe(201);
+      // A Content-Type without a body is not a body to refuse.
+      expect((await t.http('GET', path, { headers: { 'content-type': 'text/plain' } })).status).toBe(200);
     });
 
     it('answers 413 for a body over the limit, declared or streamed, and keeps serving', async () => {
@@ -151,7 +179,7 @@ describe('HTTP gateway', () => {
       ['malformed percent-encoding in the query', 'GET', '?prefix=%E0%A4%A', undefined, 'malformed percent-encoding'],
     ])('answers 400 for %s', async (_what, method, suffix, body, problem) => {
       const path = suffix.startsWith('?') ? `/v1/vaults/${vaultId}/secrets${suffix}` : `/v1/vaults/${vaultId}${suffix}`;
-      const response = await fetch(`${t.httpBaseUrl}${path}`, { method, headers: { authorization: `Bearer ${TEST_ROOT_TOKEN}` }, body });
+      const response = await fetch(`${t.httpBaseUrl}${path}`, { method, headers: { authorization: `Bearer ${TEST_ROOT_TOKEN}`, 'content-type': 'application/json' }, body });
       const text = await response.text();
       const result = { status: response.status, headers: response.headers, text, json: JSON.parse(text) };
       expectErrorBody(result, 400, 3, 'Bad Request');
