@@ -53,8 +53,14 @@ export interface App {
   stop(): Promise<void>;
 }
 
+/** What is wired in besides configuration. */
+export interface AppOptions {
+  /** The clock every rule reads (expiry, token lifetimes, agent caching); tests advance their own. */
+  now?: () => Date;
+}
+
 /** The composition root: the only place concrete implementations are chosen and wired. */
-export async function startApp(config: Config, logger: Logger): Promise<App> {
+export async function startApp(config: Config, logger: Logger, { now = () => new Date() }: AppOptions = {}): Promise<App> {
   const devMode = config.databaseUrl === undefined;
   const storage = await openStorage(config, logger);
   try {
@@ -63,7 +69,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await checkKeysAgainstStorage(keyring, barrier, storage.keyCanaries);
 
     const rootToken = config.rootToken ?? randomBytes(24).toString('base64url');
-    const now = () => new Date();
     const appendAudit = storage.appendAudit.bind(storage);
     const access = createPolicyAccessControl({ policies: storage.policies, appendAudit, now });
     const tokens = createAgentTokens(keyring);

@@ -15,9 +15,10 @@ const binaries = findServerBinaries();
 const skip = !binaries && process.env.CI !== 'true';
 if (skip) console.warn('!!! [vault-test-db] SKIPPING "database restart": no mariadbd/mysqld binary (needs its own server to crash)');
 
-/** A failing call must give up within this (the store retries ~0.6 s; the rest is slack). */
-const FAIL_FAST_MS = 5_000;
-/** Every gRPC call carries a deadline, so a hang shows up as DEADLINE_EXCEEDED, not a test timeout. */
+/**
+ * Every gRPC call carries a deadline, so a hang shows up as DEADLINE_EXCEEDED, not a test
+ * timeout: a call that answers UNAVAILABLE while the database is still down gave up on its own.
+ */
 const CALL_DEADLINE_MS = 10_000;
 const RECOVERY_MS = 15_000;
 
@@ -52,15 +53,14 @@ describe.skipIf(skip)('database restart under a running service', () => {
   const getVersion = (path: string, version: number) => call(t.clients.secrets, t.clients.secrets.getSecretVersion, { vaultId, path, version });
   const versionsOf = async (path: string) =>
     (await call(t.clients.secrets, t.clients.secrets.listSecretVersions, { vaultId, path })).versions.map((v) => v.version).sort((a, b) => a - b);
-  /** The gRPC code a call ends with, and how long it took. */
-  const outcome = async (promise: Promise<unknown>) => {
-    const started = Date.now();
-    const code = await promise.then(
-      () => status.OK,
-      (error: ServiceError) => error.code,
-    );
-    return { code: status[code], ms: Date.now() - started };
-  };
+  /** The gRPC code a call ends with. */
+  const codeOf = async (promise: Promise<unknown>) =>
+    status[
+      await promise.then(
+        () => status.OK,
+        (error: ServiceError) => error.code,
+      )
+    ];
   /** Polls until `attempt` succeeds, at most RECOVERY_MS. */
   async function eventually<T>(attempt: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + RECOVERY_MS;
@@ -80,10 +80,10 @@ describe.skipIf(skip)('database restart under a running service', () => {
     for (let i = 1; i <= 5; i++) expect((await put(path, `value-${i}`)).secret!.version).toBe(i);
 
     await server.kill();
+    // Each call ends by itself while the database is still down (not at its deadline, which
+    // would be DEADLINE_EXCEEDED): failing fast is the service's doing, not the server's return.
     for (const attempt of [() => put(path, 'while-down'), () => getVersion(path, 1), () => versionsOf(path)]) {
-      const { code, ms } = await outcome(attempt());
-      expect(code).toBe('UNAVAILABLE');
-      expect(ms).toBeLessThan(FAIL_FAST_MS);
+      expect(await codeOf(attempt())).toBe('UNAVAILABLE');
     }
     const overHttp = await t.http('GET', `/v1/vaults/${vaultId}/secret-version/${path}/1`);
     expect(overHttp.status).toBe(503);
@@ -107,19 +107,21 @@ describe.skipIf(skip)('database restart under a running service', () => {
     const path = 'race/counter';
     const total = 50;
     let acknowledged = 0;
+    let refused = 0;
     const logsBefore = t.logs.length;
     const puts = Array.from({ length: total }, (_, i) =>
       put(path, `race-${i}`).then(
         (response) => (acknowledged++, { i, version: response.secret!.version }),
-        (error: ServiceError) => ({ i, code: error.code }),
+        (error: ServiceError) => (refused++, { i, code: error.code }),
       ),
     );
     // Crash once some writes are in: the pool of 3 has the rest queued or in flight.
     const crashAfter = Date.now() + 5_000;
     while (acknowledged < 10 && Date.now() < crashAfter) await new Promise((resolve) => setTimeout(resolve, 1));
     await server.kill();
-    // Down long enough (the store retries ~0.6 s) that some queued writes give up.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Down until queued writes have given up (the store retries ~0.6 s), or all have finished.
+    const downUntil = Date.now() + RECOVERY_MS;
+    while (refused === 0 && acknowledged + refused < total && Date.now() < downUntil) await new Promise((resolve) => setTimeout(resolve, 5));
     await server.restart();
     const results = await Promise.all(puts);
 

@@ -193,7 +193,8 @@ describeWithDatabase('mysql audit chain', () => {
       let sealDone = false;
       const sealing = storage.audit.seal(jsonLink, 100).then((n) => ((sealDone = true), n));
       await storage.appendAudit([event('second')]); // does not wait for the head lock
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The sealer is seen waiting for the head's row lock (not merely not finished yet).
+      await waitForLockWait(holder);
       expect(sealDone).toBe(false);
       await holder.commit();
       expect(await sealing).toBeGreaterThanOrEqual(1);
@@ -259,3 +260,13 @@ describeWithDatabase('mysql audit chain', () => {
     expect(await storage.audit.seal(jsonLink, 0)).toBe(0);
   });
 });
+
+/** Polls (bounded) until some transaction on the server is waiting for a row lock. */
+async function waitForLockWait(connection: import('mysql2/promise').Connection): Promise<void> {
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const [rows] = await connection.query<import('mysql2').RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'");
+    if (Number(rows[0]!.n) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no transaction started waiting for a lock');
+}

@@ -26,12 +26,13 @@ export interface Step<S> {
   token?: string | null;
 }
 
-export interface Wait {
+/** Moves the service's clock forward (no sleeping: the driver's app runs on a test clock). */
+export interface Advance {
   name: string;
-  waitMs: number;
+  advanceMs: number;
 }
 
-export type ScenarioItem<S> = Step<S> | Wait;
+export type ScenarioItem<S> = Step<S> | Advance;
 
 /** What a driver observed: the gRPC code (0 for OK), the ErrorInfo reason, the response message. */
 export interface Outcome {
@@ -46,11 +47,11 @@ export interface Driver {
 }
 
 /** Runs every step in order; a failure names the step and the transport. */
-export async function runScenario<S>(items: readonly ScenarioItem<S>[], driver: Driver, state: S): Promise<void> {
+export async function runScenario<S>(items: readonly ScenarioItem<S>[], driver: Driver, state: S, clock: { advance(ms: number): void }): Promise<void> {
   for (const [index, item] of items.entries()) {
     const label = `step ${index + 1} (${item.name}) over ${driver.name}`;
-    if ('waitMs' in item) {
-      await new Promise((resolve) => setTimeout(resolve, item.waitMs));
+    if ('advanceMs' in item) {
+      clock.advance(item.advanceMs);
       continue;
     }
     try {

@@ -1,7 +1,7 @@
 import { afterEach, describe, it } from 'vitest';
 import { createRouteTable, descriptorRegistry } from '../../src/gateway/route-table.js';
 import { loadDescriptorSetBytes } from '../../src/rpc/descriptors.js';
-import { startTestApp, type TestApp } from '../support/test-app.js';
+import { createTestClock, startTestApp, type TestApp } from '../support/test-app.js';
 import { grpcDriver, httpDriver } from './drivers.js';
 import { runScenario, type Driver } from './scenario.js';
 import { SECRET_WALKTHROUGH, type WalkthroughState } from './secret-walkthrough.js';
@@ -22,7 +22,8 @@ describe('the rotating-secrets walkthrough, one table over every transport', () 
   });
 
   it.each(transports)('passes over %s', async (_name, makeDriver) => {
-    t = await startTestApp();
-    await runScenario(SECRET_WALKTHROUGH, makeDriver(t), { vaultId: '', lastValue: '' } satisfies WalkthroughState);
+    const clock = createTestClock();
+    t = await startTestApp({}, { clock });
+    await runScenario(SECRET_WALKTHROUGH, makeDriver(t), { vaultId: '', lastValue: '', now: () => clock.now() } satisfies WalkthroughState, clock);
   });
 });

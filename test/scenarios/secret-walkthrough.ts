@@ -9,6 +9,8 @@ import type { ScenarioItem, Step } from './scenario.js';
 export interface WalkthroughState {
   vaultId: string;
   lastValue: string;
+  /** The service's (test) clock. */
+  now: () => Date;
 }
 
 const SECRETS = 'vault.v1.SecretService';
@@ -186,17 +188,19 @@ export const SECRET_WALKTHROUGH: ReadonlyArray<ScenarioItem<WalkthroughState>> =
   {
     name: 'an expires_at in the past is rejected',
     rpc: `${SECRETS}.PutSecret`,
-    request: (s) => ({ ...secret(s, EXPIRING), value: 'v', expires_at: new Date(Date.now() - 60_000).toISOString() }),
+    request: (s) => ({ ...secret(s, EXPIRING), value: 'v', expires_at: new Date(s.now().getTime() - 60_000).toISOString() }),
     expect: { code: 'INVALID_ARGUMENT' },
   },
   {
     name: 'put a version that expires in one second',
     rpc: `${SECRETS}.PutSecret`,
-    request: (s) => ({ ...secret(s, EXPIRING), value: 'short-lived', expiresAt: new Date(Date.now() + 1000).toISOString() }),
-    check: (r) => expect(Date.parse(r.secret.expires_at)).toBeGreaterThan(Date.now()),
+    request: (s) => ({ ...secret(s, EXPIRING), value: 'short-lived', expiresAt: new Date(s.now().getTime() + 1000).toISOString() }),
+    check: (r, s) => expect(Date.parse(r.secret.expires_at)).toBe(s.now().getTime() + 1000),
   },
   { name: 'it is readable before it expires', rpc: `${SECRETS}.GetSecret`, request: (s) => secret(s, EXPIRING), check: (r) => expect(r.secret.value).toBe('short-lived') },
-  { name: 'wait for it to expire', waitMs: 1200 },
+  { name: 'a millisecond before expires_at (the clock moves; nothing sleeps)', advanceMs: 999 },
+  { name: 'it is still readable', rpc: `${SECRETS}.GetSecret`, request: (s) => secret(s, EXPIRING), check: (r) => expect(r.secret.value).toBe('short-lived') },
+  { name: 'at expires_at', advanceMs: 1 },
   { name: 'after expires_at the latest read is gone', rpc: `${SECRETS}.GetSecret`, request: (s) => secret(s, EXPIRING), expect: gone('SECRET_VERSION_EXPIRED') },
   { name: 'so is the read by number', rpc: `${SECRETS}.GetSecretVersion`, request: (s) => ({ ...secret(s, EXPIRING), version: 1 }), expect: gone('SECRET_VERSION_EXPIRED') },
 

@@ -14,9 +14,28 @@ import { createLogger } from '../../src/logger.js';
 export const TEST_ROOT_TOKEN = 'test-root-token-0123456789abcdef';
 export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
 
+/** A clock a test moves by hand, so expiry and caching are tested without sleeping. */
+export interface TestClock {
+  now(): Date;
+  advance(ms: number): void;
+}
+
+/** Starts at the real time and moves only when told. */
+export function createTestClock(start = Date.now()): TestClock {
+  let at = start;
+  return {
+    now: () => new Date(at),
+    advance(ms) {
+      at += ms;
+    },
+  };
+}
+
 /** A started service on free ports, its captured log lines, and real gRPC clients. */
 export interface TestApp {
   app: App;
+  /** The service's clock: the real one unless the test passed its own. */
+  now(): Date;
   grpcAddress: string;
   logs: string[];
   clients: {
@@ -58,7 +77,7 @@ export interface HttpResult {
  * Starts the whole service as main.ts does (config from an env object, ports 0), on memory
  * storage unless `env.VAULT_DATABASE_URL` is given.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, { clock }: { clock?: TestClock } = {}): Promise<TestApp> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -74,7 +93,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     VAULT_SHUTDOWN_GRACE_MS: '2000',
     ...env,
   });
-  const app = await startApp(config, createLogger('info', sink));
+  const now = clock ? () => clock.now() : () => new Date();
+  const app = await startApp(config, createLogger('info', sink), { now });
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
   const httpBaseUrl = `http://127.0.0.1:${app.httpPort}`;
   const insecure = credentials.createInsecure();
@@ -89,6 +109,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   };
   return {
     app,
+    now,
     grpcAddress,
     logs,
     clients,
