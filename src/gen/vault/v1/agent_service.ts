@@ -64,7 +64,10 @@ export interface CreateAgentRequest {
   description: string;
   /** Optional. Free-form labels, at most 32 of at most 64 characters each. */
   scopes: string[];
-  /** Optional. When the agent stops being able to authenticate. Must be in the future. */
+  /**
+   * Optional. When the agent stops being able to authenticate. Must be in the future and
+   * no later than 9999-12-31T23:59:59.999999999Z; kept to the millisecond.
+   */
   expiresAt?:
     | Date
     | undefined;
@@ -130,7 +133,7 @@ export interface UpdateAgentRequest {
   isActive?:
     | boolean
     | undefined;
-  /** Optional. New expiry; must be in the future. */
+  /** Optional. New expiry; must be in the future and no later than 9999-12-31T23:59:59.999999999Z; kept to the millisecond. */
   expiresAt?:
     | Date
     | undefined;

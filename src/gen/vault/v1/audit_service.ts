@@ -70,11 +70,17 @@ export interface ListAuditEventsRequest {
   actorId: string;
   /** Optional. Only events on this resource id. */
   resourceId: string;
-  /** Optional. Only events at or after this time. */
+  /**
+   * Optional. Only events at or after this time. From 0001-01-01T00:00:00Z to
+   * 9999-12-31T23:59:59.999999999Z.
+   */
   from?:
     | Date
     | undefined;
-  /** Optional. Only events before this time. */
+  /**
+   * Optional. Only events before this time. From 0001-01-01T00:00:00Z to
+   * 9999-12-31T23:59:59.999999999Z.
+   */
   to?:
     | Date
     | undefined;

@@ -73,11 +73,14 @@ export interface CreatePolicyRequest {
   principalId: string;
   /** Required. One or more of `read`, `write`, `rotate`, `delete`. */
   permissions: string[];
-  /** Optional. Free-form conditions, stored but not evaluated. */
+  /** Optional. Free-form conditions, stored but not evaluated: a JSON object, nesting at most 31 levels, numbers finite, no `__proto__` key. */
   conditions?:
     | { [key: string]: any }
     | undefined;
-  /** Optional. When the policy stops applying. Must be in the future. */
+  /**
+   * Optional. When the policy stops applying. Must be in the future and
+   * no later than 9999-12-31T23:59:59.999999999Z; kept to the millisecond.
+   */
   expiresAt?:
     | Date
     | undefined;
@@ -113,11 +116,11 @@ export interface UpdatePolicyRequest {
   policyId: string;
   /** Optional. New permissions; replaces the old list when not empty. */
   permissions: string[];
-  /** Optional. New conditions. */
+  /** Optional. New conditions: a JSON object, nesting at most 31 levels, numbers finite, no `__proto__` key. */
   conditions?:
     | { [key: string]: any }
     | undefined;
-  /** Optional. New expiry. Must be in the future. */
+  /** Optional. New expiry. Must be in the future and no later than 9999-12-31T23:59:59.999999999Z; kept to the millisecond. */
   expiresAt?:
     | Date
     | undefined;

@@ -112,8 +112,9 @@ export interface PutSecretRequest {
   /** Required. The secret path, e.g. `api-keys/openai`. At most 512 bytes. */
   path: string;
   /**
-   * Required. The value to store (UTF-8). Must not be empty; at most 64 KiB unless the server's
-   * VAULT_MAX_VALUE_BYTES says otherwise.
+   * Required. The value to store, as text: returned byte-exact, so bytes that are not UTF-8 are
+   * refused (INVALID_ARGUMENT), never replaced; send binary data base64-encoded. Must not be
+   * empty; at most 64 KiB unless the server's VAULT_MAX_VALUE_BYTES says otherwise.
    */
   value: string;
   /**
@@ -123,12 +124,15 @@ export interface PutSecretRequest {
   type: string;
   /**
    * Optional. Any JSON object, stored unencrypted beside the version: never put secrets here.
-   * At most 16 KiB when serialized.
+   * At most 16 KiB when serialized, nesting at most 31 levels, numbers finite, no `__proto__` key (what cannot be kept exactly is refused).
    */
   metadata?:
     | { [key: string]: any }
     | undefined;
-  /** Optional. When this version stops being readable. Must be in the future. */
+  /**
+   * Optional. When this version stops being readable. Must be in the future and
+   * no later than 9999-12-31T23:59:59.999999999Z; kept to the millisecond.
+   */
   expiresAt?:
     | Date
     | undefined;
@@ -272,7 +276,10 @@ export interface RotateSecretRequest {
   charset: string;
   /** Optional. Overrides the secret type; defaults to the previous version's type. */
   type: string;
-  /** Optional. Overrides the metadata; defaults to the previous version's metadata. */
+  /**
+   * Optional. Overrides the metadata; defaults to the previous version's metadata. Same limits
+   * as PutSecretRequest.metadata.
+   */
   metadata?:
     | { [key: string]: any }
     | undefined;
