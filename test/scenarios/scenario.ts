@@ -47,10 +47,11 @@ export interface Driver {
 }
 
 /** Runs every step in order; a failure names the step and the transport. */
-export async function runScenario<S>(items: readonly ScenarioItem<S>[], driver: Driver, state: S, clock: { advance(ms: number): void }): Promise<void> {
+export async function runScenario<S>(items: readonly ScenarioItem<S>[], driver: Driver, state: S, clock?: { advance(ms: number): void }): Promise<void> {
   for (const [index, item] of items.entries()) {
     const label = `step ${index + 1} (${item.name}) over ${driver.name}`;
     if ('advanceMs' in item) {
+      if (!clock) throw new Error(`${label}: this scenario moves the clock; start the app on a test clock and pass it`);
       clock.advance(item.advanceMs);
       continue;
     }
