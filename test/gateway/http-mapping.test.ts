@@ -43,7 +43,7 @@ describe('HTTP mapping of google.api.http rules', () => {
   async function call(method: string, path: string, body?: string, token: string | null = TOKEN) {
     const response = await fetch(`${base}${path}`, {
       method,
-      headers: token ? { authorization: `Bearer ${token}` } : {},
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body,
     });
     const text = await response.text();
@@ -191,7 +191,7 @@ describe('HTTP mapping of google.api.http rules', () => {
     const { status, headers, json } = await call('PUT', '/v1/things/me');
     expect(status).toBe(405);
     // PATCH /v1/things/{thing.id} matches the path too.
-    expect(headers.get('allow')).toBe('DELETE, GET, PATCH');
+    expect(headers.get('allow')).toBe('DELETE, GET, HEAD, PATCH');
     expect(json).toMatchObject({ code: 12, status: 405, title: 'Method Not Allowed', details: [] });
   });
 });
