@@ -16,6 +16,8 @@ import { createSecretService } from './domain/secret-service.js';
 import { createTokenExchange } from './domain/token-exchange.js';
 import { createVaultService } from './domain/vault-service.js';
 import type { Logger } from './logger.js';
+import { createMetricsEndpoint, createMetricsServer } from './metrics/metrics-endpoint.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
 import type { ApiMethod } from './rpc/api-method.js';
 import { loadDescriptorSetBytes } from './rpc/descriptors.js';
 import { createGrpcServer } from './rpc/grpc-server.js';
@@ -38,6 +40,8 @@ export interface App {
   readonly httpPort: number;
   /** The root token in force (generated in dev mode when none was configured). */
   readonly rootToken: string;
+  /** The port of the separate metrics listener, when VAULT_METRICS_PORT is set. */
+  readonly metricsPort: number | undefined;
   /** True when running on in-memory storage. */
   readonly devMode: boolean;
   readonly methods: readonly ApiMethod[];
@@ -62,7 +66,10 @@ export interface AppOptions {
 /** The composition root: the only place concrete implementations are chosen and wired. */
 export async function startApp(config: Config, logger: Logger, { now = () => new Date() }: AppOptions = {}): Promise<App> {
   const devMode = config.databaseUrl === undefined;
-  const storage = await openStorage(config, logger);
+  const now = () => new Date();
+  let storage: Storage | undefined;
+  const metrics = createMetrics({ stats: () => storage!.stats(), now });
+  storage = await openStorage(config, logger, metrics);
   try {
     const keyring = createKeyring(config.masterKey ?? randomBytes(32), config.oldMasterKeys);
     const barrier = createBarrier(keyring);
@@ -90,23 +97,36 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       ...auditServiceMethods(audit),
       ...systemServiceMethods({ storage, version: VERSION }),
     ], descriptorRegistry(descriptorSet));
-    const invoke = createInvoker({ authenticator, logger });
+    const invoke = createInvoker({ authenticator, logger, observer: { call: metrics.observeCall, authFailed: metrics.authFailed } });
     const sealer = startAuditSealer(audit.sealPending, logger);
     const tls = config.tls ? createServerTls(config.tls, config.tlsMaterial) : undefined;
     const grpc = createGrpcServer({ methods, invoke, descriptorSet, tls });
-    const http = createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes: config.maxRequestBytes, logger, tls });
+    const metricsEndpoint = createMetricsEndpoint({ metrics, rootToken, unauthenticated: config.metricsUnauthenticated });
+    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metricsEndpoint);
+    const http = createHttpGateway({
+      methods,
+      invoke,
+      descriptorSet,
+      maxRequestBytes: config.maxRequestBytes,
+      logger,
+      tls,
+      intercept: metricsServer ? undefined : metricsEndpoint,
+    });
     const grpcPort = await grpc.listen(config.host, config.grpcPort);
     let httpPort: number;
+    let metricsPort: number | undefined;
     try {
       httpPort = await http.listen(config.host, config.httpPort);
+      metricsPort = await metricsServer?.listen(config.host, config.metricsPort!);
     } catch (error) {
-      await grpc.shutdown(0);
+      await Promise.all([grpc.shutdown(0), http.close(0)]);
       throw error;
     }
 
     return {
       grpcPort,
       httpPort,
+      metricsPort,
       rootToken,
       devMode,
       methods,
@@ -116,9 +136,9 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       reloadTls: () => tls?.reload().summary,
       async stop() {
         grpc.health.setStatus('', 'NOT_SERVING');
-        await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);
+        await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs), metricsServer?.close()]);
         await sealer.stop();
-        await storage.close();
+        await storage!.close();
       },
     };
   } catch (error) {
@@ -127,11 +147,11 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
   }
 }
 
-async function openStorage(config: Config, logger: Logger): Promise<Storage> {
+async function openStorage(config: Config, logger: Logger, metrics: Metrics): Promise<Storage> {
   if (config.databaseUrl === undefined) return createMemoryStorage();
   // Loaded only when configured, so dev mode does not need the MySQL driver to initialise.
   const { createMysqlStorage } = await import('./storage/mysql/mysql-store.js');
-  return createMysqlStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger });
+  return createMysqlStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger, onRetry: metrics.transactionRetried });
 }
 
 /** Links pending audit events into the chain every half second; a run never overlaps another. */

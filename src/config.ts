@@ -26,6 +26,10 @@ export interface Config {
   tlsMaterial: TlsMaterial | undefined;
   /** `VAULT_TLS_DISABLE=true`: plaintext on a non-loopback address, on purpose (behind a TLS proxy). */
   tlsDisabled: boolean;
+  /** Unset: /metrics is served on the HTTP port. */
+  metricsPort: number | undefined;
+  /** True: /metrics needs no root token. */
+  metricsUnauthenticated: boolean;
 }
 
 export class ConfigError extends Error {
@@ -89,6 +93,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = read('VAULT_LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`VAULT_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
+  const rawMetricsUnauthenticated = read('VAULT_METRICS_UNAUTHENTICATED') ?? 'false';
+  if (rawMetricsUnauthenticated !== 'true' && rawMetricsUnauthenticated !== 'false') {
+    problems.push(`VAULT_METRICS_UNAUTHENTICATED must be true or false, got ${JSON.stringify(rawMetricsUnauthenticated)}`);
+  }
+
   const config: Config = {
     host,
     grpcPort: integer('VAULT_GRPC_PORT', 50051, 0, 65535),
@@ -105,6 +114,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls,
     tlsMaterial,
     tlsDisabled,
+    metricsPort: read('VAULT_METRICS_PORT') === undefined ? undefined : integer('VAULT_METRICS_PORT', 0, 0, 65535),
+    metricsUnauthenticated: rawMetricsUnauthenticated === 'true',
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

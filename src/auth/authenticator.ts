@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { unauthenticated } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
+import { API_KEY_PREFIX } from './api-key.js';
 
 /** Turns the credential a call carries into a Principal, or refuses with UNAUTHENTICATED. */
 export interface Authenticator {
@@ -22,4 +23,17 @@ export function bearerToken(authorization: string | undefined): string {
 export function secretsEqual(a: string, b: string): boolean {
   const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
   return timingSafeEqual(digest(a), digest(b));
+}
+
+/** Why a refused call failed, from the credential's shape alone: a closed set, safe as a metric label. */
+export type AuthFailureReason = 'missing_credentials' | 'malformed_credentials' | 'invalid_api_key' | 'invalid_token' | 'invalid_credentials';
+
+export function authFailureReason(authorization: string | undefined): AuthFailureReason {
+  if (!authorization) return 'missing_credentials';
+  const match = BEARER.exec(authorization);
+  if (!match) return 'malformed_credentials';
+  const credential = match[1]!;
+  if (credential.startsWith(API_KEY_PREFIX)) return 'invalid_api_key';
+  if (/^[\w-]+\.[\w-]+\.[\w-]+$/.test(credential)) return 'invalid_token';
+  return 'invalid_credentials';
 }

@@ -28,6 +28,8 @@ export interface HttpGatewayDeps {
   logger: Logger;
   /** Set: serve HTTPS (client certificates required when it has a client CA), following its reloads. */
   tls?: ServerTls | undefined;
+  /** Answers a request before routing when it returns true (GET /metrics). */
+  intercept?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface HttpGateway {
@@ -56,7 +58,7 @@ class HttpError extends Error implements ErrorBodySource {
  * The HTTP/JSON gateway: routes from the google.api.http annotations, proto3 JSON both ways, and
  * every call through `invoke` exactly as the gRPC server makes it, so no operation exists twice.
  */
-export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes, logger, tls }: HttpGatewayDeps): HttpGateway {
+export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBytes, logger, tls, intercept }: HttpGatewayDeps): HttpGateway {
   const registry = descriptorRegistry(descriptorSet);
   const routes = createRouteTable({ methods, registry });
   const codec = createJsonCodec(registry);
@@ -184,6 +186,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
 
   const options: ServerOptions = { requestTimeout: 120_000, headersTimeout: 66_000, keepAliveTimeout: 65_000 };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (intercept?.(req, res)) return;
     handle(req, res).catch((error: unknown) => {
       logger.error({ err: error }, 'unexpected error in the HTTP gateway');
       if (!res.headersSent) res.destroy();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import type { Authenticator } from '../auth/authenticator.js';
+import { authFailureReason, type AuthFailureReason, type Authenticator } from '../auth/authenticator.js';
+import { VaultError } from '../domain/errors.js';
 import { ANONYMOUS, type CallContext } from '../domain/principal.js';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from './api-method.js';
@@ -24,7 +25,14 @@ export interface CallMeta {
  */
 export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta) => Promise<{ response: unknown; requestId: string }>;
 
-export function createInvoker({ authenticator, logger }: { authenticator: Authenticator; logger: Logger }): Invoke {
+/** Told about every finished call (metrics); must not throw. */
+export interface CallObserver {
+  /** `code` is the gRPC code's name, e.g. `OK`, `NOT_FOUND`. */
+  call(fullName: string, transport: CallMeta['transport'], code: string, seconds: number): void;
+  authFailed(reason: AuthFailureReason): void;
+}
+
+export function createInvoker({ authenticator, logger, observer }: { authenticator: Authenticator; logger: Logger; observer?: CallObserver }): Invoke {
   return async (method, request, meta) => {
     const started = performance.now();
     const requestId = sanitizeRequestId(meta.requestId) ?? randomUUID();
@@ -33,7 +41,14 @@ export function createInvoker({ authenticator, logger }: { authenticator: Authen
     try {
       // A request the deserializer refused (rpc/request-guard.ts) fails before authentication.
       if (request instanceof RejectedRequest) throw request.error;
-      if (method.requiresAuth) context = { principal: await authenticator.authenticate(meta.authorization, requestId), requestId };
+      if (method.requiresAuth) {
+        try {
+          context = { principal: await authenticator.authenticate(meta.authorization, requestId), requestId };
+        } catch (error) {
+          if (observer && error instanceof VaultError && error.code === 'unauthenticated') observer.authFailed(authFailureReason(meta.authorization));
+          throw error;
+        }
+      }
       const response = await method.handle(context, request);
       return { response, requestId };
     } catch (error) {
@@ -41,12 +56,14 @@ export function createInvoker({ authenticator, logger }: { authenticator: Authen
       code = rpcError.code;
       throw Object.assign(rpcError, { requestId });
     } finally {
+      const seconds = (performance.now() - started) / 1000;
+      observer?.call(method.fullName, meta.transport, status[code], seconds);
       logger.info(
         {
           method: method.fullName,
           transport: meta.transport,
           code: status[code],
-          durationMs: Math.round((performance.now() - started) * 100) / 100,
+          durationMs: Math.round(seconds * 100_000) / 100,
           caller: context.principal.type === 'anonymous' ? 'anonymous' : `${context.principal.type}:${context.principal.id}`,
           peer: meta.peer,
           requestId,

@@ -40,8 +40,20 @@ export interface Storage {
   appendAudit(events: AuditRecord[]): Promise<void>;
   /** Resolves when the backing store answers; rejects otherwise. */
   ping(): Promise<void>;
+  /** Cheap numbers for monitoring, read when metrics are scraped. */
+  stats(): Promise<StorageStats>;
   close(): Promise<void>;
 }
+
+export interface StorageStats {
+  /** The connection pool right now; absent for a store without one. */
+  pool?: { size: number; inUse: number; waiting: number };
+  /** When the oldest audit event not yet linked into the chain was written; null if none is pending. */
+  oldestUnsealedAuditAt: Date | null;
+}
+
+/** Why a store ran a transaction again; told to an observer (metrics), never part of a result. */
+export type RetryCause = 'deadlock' | 'lock_wait_timeout' | 'cluster_not_ready' | 'connection_lost';
 
 export interface VaultStore {
   create(vault: VaultRecord, audit: AuditRecord[]): Promise<void>;

@@ -299,6 +299,17 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
         expect(listed[0]).toMatchObject({ action: 'c', chainIndex: 3, hash: 'h3' });
       });
 
+      it('reports when the oldest event still waiting for a link was written', async () => {
+        expect((await storage.stats()).oldestUnsealedAuditAt).toBeNull();
+        await storage.appendAudit([event('a', { createdAt: new Date('2026-03-04T05:06:07.089Z') })]);
+        await storage.appendAudit([event('b', { createdAt: new Date('2026-03-04T06:00:00.000Z') })]);
+        expect((await storage.stats()).oldestUnsealedAuditAt).toEqual(new Date('2026-03-04T05:06:07.089Z'));
+        await storage.audit.seal((_p, _e, i) => ({ hash: `h${i}`, keyId: 'k' }), 1);
+        expect((await storage.stats()).oldestUnsealedAuditAt).toEqual(new Date('2026-03-04T06:00:00.000Z'));
+        await storage.audit.seal((_p, _e, i) => ({ hash: `h${i}`, keyId: 'k' }), 10);
+        expect((await storage.stats()).oldestUnsealedAuditAt).toBeNull();
+      });
+
       it('seals at most the given number of events per call', async () => {
         await storage.appendAudit([event('a'), event('b'), event('c')]);
         const link = (_p: string, _e: AuditRecord, i: number) => ({ hash: `h${i}`, keyId: 'k' });

@@ -3,8 +3,8 @@ import { createConnection, type Connection, type RowDataPacket } from 'mysql2/pr
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
 import { checkOrder, MIGRATIONS } from '../../src/storage/mysql/migrations.js';
-import { acquire, checkParams, openPool, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
-import { failureKind } from '../../src/storage/mysql/retryable-errors.js';
+import { acquire, checkParams, openPool, poolStats, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
+import { failureKind, retryCause } from '../../src/storage/mysql/retryable-errors.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../../src/storage/storage-errors.js';
 import {
   DEFAULT_RETRY,
@@ -35,6 +35,16 @@ describe('failureKind', () => {
     ['caller error', {}, 'other'],
   ])('classifies %s', (_, fields, kind) => {
     expect(failureKind(driverError(fields))).toBe(kind);
+  });
+
+  it.each([
+    [{ errno: 1213 }, 'deadlock'],
+    [{ errno: 1205 }, 'lock_wait_timeout'],
+    [{ errno: 1047, message: 'WSREP has not yet prepared node for application use' }, 'cluster_not_ready'],
+    [{ code: 'PROTOCOL_CONNECTION_LOST' }, 'connection_lost'],
+    [{ errno: 2013 }, 'connection_lost'],
+  ])('names the retry cause of %o', (fields, cause) => {
+    expect(retryCause(driverError(fields))).toBe(cause);
   });
 });
 
@@ -76,6 +86,7 @@ describeWithDatabase('mysql transactions', () => {
   let pool: Pool;
   let admin: Connection;
   let warnings: string[];
+  let retries: string[];
   let db: Database;
 
   beforeAll(async () => {
@@ -87,7 +98,8 @@ describeWithDatabase('mysql transactions', () => {
   beforeEach(async () => {
     await admin.query('DELETE FROM t');
     warnings = [];
-    db = { pool, logger: { warn: (_obj, msg) => warnings.push(msg) }, retry: DEFAULT_RETRY };
+    retries = [];
+    db = { pool, logger: { warn: (_obj, msg) => warnings.push(msg) }, retry: DEFAULT_RETRY, onRetry: (cause) => retries.push(cause) };
   });
   afterAll(async () => {
     await pool?.end();
@@ -121,6 +133,7 @@ describeWithDatabase('mysql transactions', () => {
     await Promise.all([crossUpdate('a', 1, 2), crossUpdate('b', 2, 1)]);
     expect(attempts.a + attempts.b).toBe(3); // exactly one victim, run again once
     expect(await rows()).toEqual([[1, 2], [2, 2]]);
+    expect(retries).toEqual(['deadlock']);
   });
 
   it('runs the whole transaction again when its connection is killed, and the first try leaves nothing', async () => {
@@ -134,6 +147,7 @@ describeWithDatabase('mysql transactions', () => {
     expect(attempts).toBe(2);
     expect(await rows()).toEqual([[10, 1]]);
     expect(warnings).toContain('database connection lost; retrying');
+    expect(retries).toEqual(['connection_lost']);
   });
 
   it('retries a read outside a transaction when its connection is killed', async () => {
@@ -186,6 +200,21 @@ describeWithDatabase('mysql transactions', () => {
     expect((error as Error).cause).toBe(deadlock);
     expect(attempts).toBeGreaterThan(2);
     expect(warnings).toEqual(['database call failed after retries']);
+    // Told before each run again, not for the final failure.
+    expect(retries).toEqual(['deadlock', 'deadlock']);
+  });
+
+  it('reports connections in use and callers waiting for one', async () => {
+    const held = await Promise.all([acquire(pool), acquire(pool), acquire(pool)]);
+    const waiter = acquire(pool);
+    try {
+      expect(poolStats(pool, 3)).toEqual({ size: 3, inUse: 3, waiting: 1 });
+    } finally {
+      held[0]!.release();
+      (await waiter).release();
+      for (const connection of held.slice(1)) connection.release();
+    }
+    expect(poolStats(pool, 3)).toMatchObject({ inUse: 0, waiting: 0 });
   });
 
   it('retries conflicts until a deadline the call passes, instead of the budget', async () => {

@@ -68,6 +68,15 @@ describe('configuration', () => {
       'VAULT_DATABASE_URL must look like mysql://user[:password]@host[:port]/database',
     ]);
   });
+
+  it('serves metrics on the HTTP port behind the root token unless told otherwise', () => {
+    expect(loadConfig({})).toMatchObject({ metricsPort: undefined, metricsUnauthenticated: false });
+    expect(loadConfig({ VAULT_METRICS_PORT: '9102', VAULT_METRICS_UNAUTHENTICATED: 'true' })).toMatchObject({ metricsPort: 9102, metricsUnauthenticated: true });
+    expect(problemsOf({ VAULT_METRICS_PORT: 'x', VAULT_METRICS_UNAUTHENTICATED: 'yes' }).sort()).toEqual([
+      'VAULT_METRICS_PORT must be a whole number from 0 to 65535, got "x"',
+      'VAULT_METRICS_UNAUTHENTICATED must be true or false, got "yes"',
+    ]);
+  });
 });
 
 describe('TLS configuration', () => {

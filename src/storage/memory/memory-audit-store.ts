@@ -54,6 +54,7 @@ export function createMemoryAuditStore(holds: (lease: Lease) => boolean = () => 
     store,
     /** The raw rows, for tests that tamper with them as an attacker with database access would. */
     rows: events,
+    oldestPendingAt: () => pending[0]?.createdAt ?? null,
     record(records: AuditRecord[]) {
       for (const r of records) {
         const event: StoredAuditEvent = { ...structuredClone(r), chainIndex: null, hash: null, keyId: null };

@@ -205,6 +205,9 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       record(events);
     },
     async ping() {},
+    async stats() {
+      return { oldestUnsealedAuditAt: audit.oldestPendingAt() };
+    },
     async close() {},
   } satisfies Storage & { auditRows: unknown };
   return storage;

@@ -1,4 +1,4 @@
-import type { Storage } from '../storage.js';
+import type { RetryCause, Storage } from '../storage.js';
 import { createAgentStore } from './agent-store.js';
 import { AUDIT_ROWS_PER_INSERT, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
@@ -8,7 +8,7 @@ import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
 import { createPolicyStore } from './policy-store.js';
-import { openPool } from './pool.js';
+import { DEFAULT_POOL_SIZE, openPool, poolStats } from './pool.js';
 import { createSecretStore } from './secret-store.js';
 import { DEFAULT_RETRY, inTransaction, withConnection, type Database, type WarnLogger } from './transaction.js';
 import { createVaultStore } from './vault-store.js';
@@ -20,6 +20,8 @@ export interface MysqlStorageOptions {
   poolSize?: number;
   /** Told about lost connections and exhausted retries (codes only, never values). Default: silent. */
   logger?: WarnLogger;
+  /** Told each time a transaction is run again, with why (for metrics). */
+  onRetry?: (cause: RetryCause) => void;
 }
 
 /**
@@ -29,9 +31,10 @@ export interface MysqlStorageOptions {
  */
 export async function createMysqlStorage(options: MysqlStorageOptions): Promise<Storage> {
   const settings = parseDatabaseUrl(options.url);
-  const pool = openPool(settings, options.poolSize);
+  const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
+  const pool = openPool(settings, poolSize);
   const logger = options.logger ?? { warn() {} };
-  const db: Database = { pool, logger, retry: DEFAULT_RETRY };
+  const db: Database = { pool, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry };
 
   try {
     await migrate(pool, { warn: (obj, msg) => logger.warn(obj, msg) });
@@ -57,6 +60,12 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     },
     async ping() {
       await withConnection(db, (sql) => sql.select('SELECT 1'));
+    },
+    async stats() {
+      // The unique chain_index index holds the pending (NULL) rows together: a short range read.
+      const rows = await withConnection(db, (sql) => sql.select('SELECT MIN(created_at) AS oldest FROM audit_events WHERE chain_index IS NULL'));
+      const oldest = rows[0]?.oldest;
+      return { pool: poolStats(pool, poolSize), oldestUnsealedAuditAt: oldest instanceof Date ? oldest : null };
     },
     close() {
       closing ??= pool.end();

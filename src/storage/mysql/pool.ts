@@ -24,7 +24,7 @@ export interface Sql {
   change(statement: string, params?: readonly SqlParam[]): Promise<Changed>;
 }
 
-const DEFAULT_POOL_SIZE = 10;
+export const DEFAULT_POOL_SIZE = 10;
 
 /**
  * Prepared statements mysql2 keeps open per connection (it closes the least recently used beyond
@@ -74,6 +74,19 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     multipleStatements: false,
     maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
   });
+}
+
+/**
+ * The pool's use right now. mysql2 has no public counters, so this reads the core pool's queues
+ * (stable across mysql2 3.x); anything unexpected reads as 0 rather than failing a scrape.
+ */
+export function poolStats(pool: Pool, size: number): { size: number; inUse: number; waiting: number } {
+  const core = (pool as unknown as { pool?: Record<string, { length?: unknown } | undefined> }).pool;
+  const length = (name: string) => {
+    const n = core?.[name]?.length;
+    return typeof n === 'number' ? n : 0;
+  };
+  return { size, inUse: Math.max(0, length('_allConnections') - length('_freeConnections')), waiting: length('_connectionQueue') };
 }
 
 // Keyed by mysql2's underlying connection: the promise wrapper is new on every getConnection().

@@ -1,3 +1,5 @@
+import type { RetryCause } from '../storage.js';
+
 /**
  * Which database failures are worth running the whole transaction again.
  *
@@ -45,6 +47,16 @@ export function failureKind(error: unknown): FailureKind {
   if (typeof code === 'string' && CONNECTION_CODES.has(code)) return 'connection';
   if (CONNECTION_MESSAGES.some((m) => text.includes(m))) return 'connection';
   return 'other';
+}
+
+/** The finer cause of a retryable failure, for the retry counter. */
+export function retryCause(error: unknown): RetryCause {
+  const errno = typeof error === 'object' && error !== null ? (error as { errno?: unknown }).errno : undefined;
+  const kind = failureKind(error);
+  if (kind === 'connection') return 'connection_lost';
+  if (kind === 'unready') return 'cluster_not_ready';
+  if (errno === 1205) return 'lock_wait_timeout';
+  return 'deadlock';
 }
 
 /** The identifying fields of a driver error, safe to log (no SQL text, no values). */

@@ -1,6 +1,7 @@
 import { acquire, sqlOn, type Pool, type PoolConnection, type Sql } from './pool.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
-import { errorFields, failureKind } from './retryable-errors.js';
+import { errorFields, failureKind, retryCause } from './retryable-errors.js';
+import type { RetryCause } from '../storage.js';
 
 export interface WarnLogger {
   warn(obj: object, msg: string): void;
@@ -36,6 +37,8 @@ export interface Database {
    * synced, and is told of every outage-like failure so it checks again. Absent on one server.
    */
   readiness?: Readiness;
+  /** Told each time a failed attempt is about to run again (metrics); must not throw. */
+  onRetry?: (cause: RetryCause) => void;
 }
 
 export interface Readiness {
@@ -128,6 +131,7 @@ export async function withRetries<T>(db: Database, limits: CallLimits, attempt: 
       }
       // Contention is routine and would flood the log; a lost connection is worth a line.
       if (kind === 'connection') db.logger.warn({ ...errorFields(error), attempt: tried }, 'database connection lost; retrying');
+      db.onRetry?.(retryCause(error));
       await sleep(delay);
     }
   }
