@@ -70,4 +70,50 @@ describe('barrier', () => {
     future[0] = 9;
     expect(() => barrier.open(future, row)).toThrow(/unknown format/);
   });
+
+  describe('rewrap', () => {
+    const oldKey = key();
+    const newKey = key();
+    const sealedOld = () => createBarrier(createKeyring(oldKey)).seal(Buffer.from('the value'), row);
+    const rotated = createBarrier(createKeyring(newKey, [oldKey]));
+    const newOnly = createBarrier(createKeyring(newKey));
+
+    it('moves the data key under the current key and leaves the value ciphertext byte for byte', () => {
+      const before = sealedOld();
+      const after = rotated.rewrap(before, row);
+      expect(rotated.keyIdOf(after)).toBe(createKeyring(newKey).current.id);
+      // The value nonce and sealed value are the last 24 + n + 16 bytes of both layouts.
+      const valueBytes = 24 + 'the value'.length + 16;
+      expect(Buffer.from(after.subarray(-valueBytes)).equals(Buffer.from(before.subarray(-valueBytes)))).toBe(true);
+      expect(Buffer.from(newOnly.open(after, row)).toString()).toBe('the value');
+      expect(() => createBarrier(createKeyring(oldKey)).open(after, row)).toThrow(/not configured/);
+    });
+
+    it('returns a blob already under the current key unchanged, and re-wraps a re-wrapped one again', () => {
+      const current = rotated.seal(Buffer.from('fresh'), row);
+      expect(rotated.rewrap(current, row)).toBe(current);
+      const third = key();
+      const again = createBarrier(createKeyring(third, [newKey])).rewrap(rotated.rewrap(sealedOld(), row), row);
+      expect(Buffer.from(createBarrier(createKeyring(third)).open(again, row)).toString()).toBe('the value');
+    });
+
+    it('keeps binding the row: a re-wrapped blob moved to another row, or tampered, does not open', () => {
+      const after = rotated.rewrap(sealedOld(), row);
+      expect(() => newOnly.open(after, encodeContext('secret', 'vault-1', 'db/password', 4))).toThrow(/failed authentication/);
+      expect(() => rotated.rewrap(sealedOld(), encodeContext('secret', 'vault-2', 'db/password', 3))).toThrow(/failed authentication/);
+      fc.assert(
+        fc.property(fc.integer({ min: 9, max: after.length * 8 - 1 }), (bit) => {
+          const tampered = Uint8Array.from(after);
+          tampered[bit >> 3]! ^= 1 << (bit & 7);
+          expect(() => newOnly.open(tampered, row)).toThrow();
+        }),
+        { numRuns: 200 },
+      );
+    });
+
+    it('refuses when the key that wraps the data key is not configured', () => {
+      expect(() => newOnly.rewrap(sealedOld(), row)).toThrow(/not configured/);
+    });
+  });
 });
+
