@@ -32,6 +32,8 @@ export interface Storage {
   readonly vaults: VaultStore;
   readonly secrets: SecretStore;
   readonly keyCanaries: KeyCanaryStore;
+  readonly sealed: SealedBlobStore;
+  readonly sealedKeys: SealedKeyStore;
   readonly agents: AgentStore;
   readonly policies: PolicyStore;
   readonly audit: AuditStore;
@@ -130,6 +132,46 @@ export interface KeyCanaryStore {
   list(): Promise<Array<{ keyId: string; canary: Uint8Array }>>;
   /** Adds the canary of a key unless one is already stored for it. */
   add(keyId: string, canary: Uint8Array): Promise<void>;
+  /** Forgets a key's canary, once the key protects nothing here (after a rewrap). */
+  remove(keyId: string): Promise<void>;
+}
+
+/** Where a sealed blob lives; the domain rebuilds the blob's associated data from it. */
+export type SealedRef =
+  | { kind: 'secret_version'; vaultId: string; path: string; version: number }
+  | { kind: 'sealed_key'; purpose: string; keyId: string };
+export type SealedKind = SealedRef['kind'];
+
+export interface SealedBlob {
+  ref: SealedRef;
+  blob: Uint8Array;
+}
+
+/**
+ * Every stored blob sealed under a master key (secret values and sealed keys; canaries have their
+ * own store), so they can be re-wrapped under a new one. A blob starts with a format byte and
+ * the 8-byte id of the master key wrapping it (crypto/barrier.ts): the only part storage reads.
+ */
+export interface SealedBlobStore {
+  /** How many blobs each master key id (hex) wraps, per kind; kinds with none are left out. */
+  countByKey(): Promise<Array<{ keyId: string; kind: SealedKind; count: number }>>;
+  /**
+   * Up to `limit` blobs of `kind` not wrapped by `keyId`, in a stable order, starting after
+   * `after` (a ref this returned) or at the start.
+   */
+  listNotWrappedBy(kind: SealedKind, keyId: string, limit: number, after: SealedRef | null): Promise<SealedBlob[]>;
+  /**
+   * Replaces the blob at `ref` only if it still is `expected` (one conditional write): false when
+   * it changed or went meanwhile, e.g. another instance re-wrapped it or the secret was deleted.
+   */
+  replace(ref: SealedRef, expected: Uint8Array, next: Uint8Array): Promise<boolean>;
+}
+
+/** Keys kept sealed under the master key, e.g. a retired master key's audit-chain key. */
+export interface SealedKeyStore {
+  list(purpose: string): Promise<Array<{ keyId: string; blob: Uint8Array }>>;
+  /** Adds the sealed key unless one is stored for (purpose, keyId) already. */
+  add(purpose: string, keyId: string, blob: Uint8Array): Promise<void>;
 }
 
 export interface AgentStore {

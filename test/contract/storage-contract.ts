@@ -257,6 +257,79 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
       ...extra,
     });
 
+    describe('sealed blobs (master-key rewrap)', () => {
+      // A blob as the barrier lays it out: format byte, 8-byte master key id, then opaque bytes.
+      const blob = (keyId: string, tail = randomBytes(8)) => Buffer.concat([Buffer.from([1]), Buffer.from(keyId, 'hex'), tail]);
+      const OLD = '0123456789abcdef';
+      const NEW = 'fedcba9876543210';
+      const ref = (path: string, version: number) => ({ kind: 'secret_version' as const, vaultId: vault.id, path, version });
+
+      it('counts blobs per master key id and kind, skipping deleted values', async () => {
+        await put('a', 'x', { ciphertext: blob(OLD) });
+        await put('a', 'x', { ciphertext: blob(NEW) });
+        await put('b', 'x', { ciphertext: blob(OLD) });
+        await put('gone', 'x', { ciphertext: blob(OLD) });
+        await storage.secrets.delete(vault.id, 'gone', []);
+        await storage.sealedKeys.add('audit-chain', OLD, blob(NEW));
+        const counts = await storage.sealed.countByKey();
+        expect(counts.sort((x, y) => `${x.kind}${x.keyId}`.localeCompare(`${y.kind}${y.keyId}`))).toEqual([
+          { keyId: NEW, kind: 'sealed_key', count: 1 },
+          { keyId: OLD, kind: 'secret_version', count: 2 },
+          { keyId: NEW, kind: 'secret_version', count: 1 },
+        ].sort((x, y) => `${x.kind}${x.keyId}`.localeCompare(`${y.kind}${y.keyId}`)));
+      });
+
+      it('lists blobs not under a key in key order, page by page after a ref', async () => {
+        for (const path of ['b', 'a', 'c/d']) await put(path, 'x', { ciphertext: blob(OLD) });
+        await put('a', 'x', { ciphertext: blob(OLD) });
+        await put('n', 'x', { ciphertext: blob(NEW) });
+        const first = await storage.sealed.listNotWrappedBy('secret_version', NEW, 2, null);
+        expect(first.map((b) => b.ref)).toEqual([ref('a', 1), ref('a', 2)]);
+        const second = await storage.sealed.listNotWrappedBy('secret_version', NEW, 10, first[1]!.ref);
+        expect(second.map((b) => b.ref)).toEqual([ref('b', 1), ref('c/d', 1)]);
+        expect(Buffer.from(second[0]!.blob).subarray(1, 9).toString('hex')).toBe(OLD);
+        expect(await storage.sealed.listNotWrappedBy('secret_version', NEW, 10, second[1]!.ref)).toEqual([]);
+      });
+
+      it('replaces a blob only while it is still the one expected, and changes nothing else', async () => {
+        const original = blob(OLD);
+        await put('p', 'x', { ciphertext: original, maxAccessCount: 3 });
+        const next = blob(NEW);
+        expect(await storage.sealed.replace(ref('p', 1), original, next)).toBe(true);
+        // A second runner holding the old blob loses: it cannot clobber the first one's write.
+        expect(await storage.sealed.replace(ref('p', 1), original, blob(NEW))).toBe(false);
+        const { version } = await storage.secrets.lookup(vault.id, 'p', { kind: 'number', version: 1 });
+        expect(Buffer.from(version!.ciphertext!).equals(next)).toBe(true);
+        expect(version).toMatchObject({ version: 1, maxAccessCount: 3, accessCount: 0, disabled: false });
+        expect(await storage.sealed.replace(ref('missing', 1), original, next)).toBe(false);
+        await storage.secrets.delete(vault.id, 'p', []);
+        expect(await storage.sealed.replace(ref('p', 1), next, blob(NEW))).toBe(false);
+      });
+
+      it('keeps sealed keys per purpose and key id, first one wins, and re-wraps them like values', async () => {
+        const first = blob(OLD);
+        await storage.sealedKeys.add('audit-chain', 'k1', first);
+        await storage.sealedKeys.add('audit-chain', 'k1', blob(NEW));
+        await storage.sealedKeys.add('other', 'k1', blob(NEW));
+        const listed = await storage.sealedKeys.list('audit-chain');
+        expect(listed.map((k) => [k.keyId, Buffer.from(k.blob).equals(first)])).toEqual([['k1', true]]);
+        const [stale] = await storage.sealed.listNotWrappedBy('sealed_key', NEW, 10, null);
+        expect(stale!.ref).toEqual({ kind: 'sealed_key', purpose: 'audit-chain', keyId: 'k1' });
+        const next = blob(NEW);
+        expect(await storage.sealed.replace(stale!.ref, first, next)).toBe(true);
+        expect(Buffer.from((await storage.sealedKeys.list('audit-chain'))[0]!.blob).equals(next)).toBe(true);
+        expect(await storage.sealed.listNotWrappedBy('sealed_key', NEW, 10, null)).toEqual([]);
+      });
+
+      it('removes a key canary', async () => {
+        await storage.keyCanaries.add(OLD, blob(OLD));
+        await storage.keyCanaries.add(NEW, blob(NEW));
+        await storage.keyCanaries.remove(OLD);
+        await storage.keyCanaries.remove('never-stored');
+        expect((await storage.keyCanaries.list()).map((c) => c.keyId)).toEqual([NEW]);
+      });
+    });
+
     describe('audit', () => {
       it('writes the events given with each change, and lists them newest first with filters', async () => {
         await storage.secrets.append(vault.id, 'p', () => fields('x'), (v) => [event('secret.write', { details: { version: v.version } })]);

@@ -12,6 +12,7 @@ import { VaultMissingError } from '../storage-errors.js';
 import { createMemoryAuditStore } from './memory-audit-store.js';
 import { createMemoryIdentityStores } from './memory-identity-stores.js';
 import { createMemoryLeaseStore } from './memory-lease-store.js';
+import { createMemorySealedStores } from './memory-sealed-store.js';
 
 /** Per-path state: the version counter survives deletes so numbers are never reused. */
 interface PathState {
@@ -183,6 +184,9 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
   };
 
   const canaries = new Map<string, Uint8Array>();
+  const sealedStores = createMemorySealedStores(function* () {
+    for (const byPath of paths.values()) for (const state of byPath.values()) yield* state.versions;
+  });
 
   const storage = {
     vaults: vaultStore,
@@ -200,7 +204,12 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       async add(keyId, canary) {
         if (!canaries.has(keyId)) canaries.set(keyId, Uint8Array.from(canary));
       },
+      async remove(keyId) {
+        canaries.delete(keyId);
+      },
     },
+    sealed: sealedStores.sealed,
+    sealedKeys: sealedStores.sealedKeys,
     async appendAudit(events) {
       record(events);
     },

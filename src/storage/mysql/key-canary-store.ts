@@ -22,5 +22,10 @@ export function createKeyCanaryStore(db: Database): KeyCanaryStore {
           [utf8(keyId), canary, new Date()],
         );
       }),
+
+    remove: (keyId) =>
+      inTransaction(db, async (sql) => {
+        await sql.change('DELETE FROM key_canaries WHERE key_id = ?', [utf8(keyId)]);
+      }),
   };
 }

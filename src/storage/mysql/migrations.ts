@@ -274,6 +274,21 @@ export const MIGRATIONS: readonly Migration[] = [
     // recorded, so a rerun after a crash before the record is safe: never "already applied".
     applied: async () => false,
   },
+  {
+    version: 14,
+    // Keys sealed under the master key, re-wrapped with the secrets: a retired master key's
+    // audit-chain key lives on here so links it made keep verifying.
+    name: 'create_sealed_keys',
+    statements: [
+      `CREATE TABLE sealed_keys (
+        purpose VARBINARY(64) NOT NULL,
+        key_id VARBINARY(64) NOT NULL,
+        sealed BLOB NOT NULL,
+        created_at DATETIME(6) NOT NULL,
+        PRIMARY KEY (purpose, key_id)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
 ];
 
 /** The lease migrations run under; its holder is one migrate() call. */

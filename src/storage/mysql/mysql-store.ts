@@ -9,6 +9,7 @@ import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
 import { createPolicyStore } from './policy-store.js';
 import { DEFAULT_POOL_SIZE, openPool, poolStats } from './pool.js';
+import { createSealedBlobStore, createSealedKeyStore } from './sealed-store.js';
 import { createSecretStore } from './secret-store.js';
 import { DEFAULT_RETRY, inTransaction, withConnection, type Database, type WarnLogger } from './transaction.js';
 import { createVaultStore } from './vault-store.js';
@@ -48,6 +49,8 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     vaults: createVaultStore(db),
     secrets: createSecretStore(db),
     keyCanaries: createKeyCanaryStore(db),
+    sealed: createSealedBlobStore(db),
+    sealedKeys: createSealedKeyStore(db),
     agents: createAgentStore(db),
     policies: createPolicyStore(db),
     audit: createAuditStore(db),
