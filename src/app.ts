@@ -11,6 +11,7 @@ import { createKeyring } from './crypto/keyring.js';
 import { createAgentService } from './domain/agent-service.js';
 import { createAuditChain } from './domain/audit-chain.js';
 import { createAuditService } from './domain/audit-service.js';
+import { createMasterKeyService, openRetiredAuditKeys } from './domain/master-keys.js';
 import { createPolicyService } from './domain/policy-service.js';
 import { createSecretService } from './domain/secret-service.js';
 import { createTokenExchange } from './domain/token-exchange.js';
@@ -81,7 +82,8 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const tokens = createAgentTokens(keyring);
     const vaults = createVaultService({ storage, access, now });
     const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes });
-    const audit = createAuditService({ storage, access, chain: createAuditChain(keyring) });
+    const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)) });
+    const masterKeys = createMasterKeyService({ storage, barrier, keyring, access, now });
 
     const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, appendAudit, now });
     // This instance forgets cached agents at once when it changes one; others within a second.
@@ -95,7 +97,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       ...authServiceMethods(createTokenExchange({ storage, tokens, now })),
       ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged })),
       ...auditServiceMethods(audit),
-      ...systemServiceMethods({ storage, version: VERSION }),
+      ...systemServiceMethods({ storage, masterKeys, version: VERSION }),
     ], descriptorRegistry(descriptorSet));
     const invoke = createInvoker({ authenticator, logger, observer: { call: metrics.observeCall, authFailed: metrics.authFailed } });
     const sealer = startAuditSealer(audit.sealPending, logger);

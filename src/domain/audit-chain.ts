@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { deriveKey, type Keyring } from '../crypto/keyring.js';
+import { deriveKey, type Keyring, type MasterKey } from '../crypto/keyring.js';
 import type { AuditRecord, ChainLinker } from '../storage/storage.js';
 
 export const AUDIT_SCHEME = {
@@ -29,11 +29,18 @@ export function canonicalEvent(previousHash: string, event: AuditRecord, chainIn
   return `${previousHash}\n${chainIndex}\n${body}`;
 }
 
-/** Links and re-checks audit events with a key derived from the master key. */
-export function createAuditChain(keyring: Keyring) {
+/** The HMAC key of the links a master key makes. */
+export const auditChainKey = (master: MasterKey) => deriveKey(master, 'audit-chain');
+
+/**
+ * Links and re-checks audit events with a key derived from the master key. Links made under a
+ * master key no longer configured verify with `retiredKeys` (that key's chain key, kept sealed
+ * under a current master key by a rewrap; see master-keys.ts).
+ */
+export function createAuditChain(keyring: Keyring, retiredKeys: ReadonlyMap<string, Uint8Array> = new Map()) {
   const keyFor = (keyId: string) => {
     const master = keyring.byId(keyId);
-    return master && deriveKey(master, 'audit-chain');
+    return master ? auditChainKey(master) : retiredKeys.get(keyId);
   };
   const mac = (key: Uint8Array, input: string) => createHmac('sha256', key).update(input).digest('hex');
 

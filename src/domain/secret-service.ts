@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { AccessControl } from '../auth/access-control.js';
-import { BarrierError, encodeContext, type Barrier } from '../crypto/barrier.js';
+import { BarrierError, type Barrier } from '../crypto/barrier.js';
 import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
 import { VaultMissingError } from '../storage/storage-errors.js';
 import type { SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
+import { secretContext } from './sealing-contexts.js';
 import { dataLoss, failedPrecondition, gone, invalidArgument, notFound } from './errors.js';
 import type { CallContext } from './principal.js';
 import type { VaultService } from './vault-service.js';
@@ -80,8 +81,6 @@ export interface SecretServiceDeps {
 }
 
 export function createSecretService({ storage, barrier, access, vaults, now, maxValueBytes }: SecretServiceDeps): SecretService {
-  const secretContext = (vaultId: string, path: string, version: number) => encodeContext('secret', vaultId, path, version);
-
   /** Validates ids, authorizes, and for writes checks the vault exists. */
   async function admit(context: CallContext, vaultId: string, path: string, action: 'read' | 'write' | 'rotate' | 'delete') {
     requireUuid('vault_id', vaultId);

@@ -35,6 +35,82 @@ export interface GetHealthResponse {
   version: string;
 }
 
+/** Request for SystemService.RewrapSecrets. */
+export interface RewrapSecretsRequest {
+  /** Optional. Stored items read and re-wrapped per batch. 0 means 500; must be at most 5000. */
+  batchSize: number;
+  /**
+   * Optional. Stop after this many batches, leaving the rest for a later call (`complete` is
+   * then false). 0 means run until every item is done.
+   */
+  maxBatches: number;
+}
+
+/** Response for SystemService.RewrapSecrets. */
+export interface RewrapSecretsResponse {
+  /** Output only. Items this call re-wrapped under the current master key. */
+  rewrapped: number;
+  /**
+   * Output only. Items that changed between being read and being replaced (re-wrapped by a
+   * concurrent run, or deleted) and were left as they were.
+   */
+  skipped: number;
+  /**
+   * Output only. Items whose data key could not be unwrapped (tampered or corrupted rows); they
+   * stay under their old key and count in `remaining`.
+   */
+  failed: number;
+  /** Output only. Items still protected by a master key other than the current one. */
+  remaining: number;
+  /** Output only. True when every stored item is under the current master key. */
+  complete: boolean;
+  /** Output only. The id of the current master key (16 hex digits). */
+  currentKeyId: string;
+  /** Output only. Every master key id with what it protects, after this call. */
+  keys: MasterKeyUsage[];
+  /**
+   * Output only. Ids of old master keys this call retired: they protect nothing any more, and
+   * the service starts without them in VAULT_OLD_MASTER_KEYS.
+   */
+  retiredKeyIds: string[];
+}
+
+/** Request for SystemService.ListMasterKeys. */
+export interface ListMasterKeysRequest {
+}
+
+/** Response for SystemService.ListMasterKeys. */
+export interface ListMasterKeysResponse {
+  /** Output only. The id of the current master key (16 hex digits). */
+  currentKeyId: string;
+  /** Output only. Every master key id this instance knows or storage still uses, current first. */
+  keys: MasterKeyUsage[];
+}
+
+/** What one master key protects in storage. */
+export interface MasterKeyUsage {
+  /** Output only. The key's id: the first 8 bytes of HMAC-SHA256(key, "vault key id") in hex. */
+  keyId: string;
+  /** Output only. Whether this is the key new data is sealed with on this instance. */
+  current: boolean;
+  /** Output only. Whether this instance has the key (VAULT_MASTER_KEY or VAULT_OLD_MASTER_KEYS). */
+  configured: boolean;
+  /** Output only. Secret versions whose data key this master key wraps. */
+  secretVersions: number;
+  /** Output only. Sealed keys (a retired master key's audit-chain key) this master key wraps. */
+  sealedKeys: number;
+  /**
+   * Output only. Everything it protects: `secret_versions` + `sealed_keys`. An old key at 0
+   * can be removed from VAULT_OLD_MASTER_KEYS once a rewrap has retired its canary.
+   */
+  protectedItems: number;
+  /**
+   * Output only. Whether storage holds this key's canary, so the service refuses to start
+   * without the key.
+   */
+  hasCanary: boolean;
+}
+
 function createBaseGetHealthRequest(): GetHealthRequest {
   return {};
 }
@@ -172,9 +248,635 @@ export const GetHealthResponse: MessageFns<GetHealthResponse> = {
   },
 };
 
+function createBaseRewrapSecretsRequest(): RewrapSecretsRequest {
+  return { batchSize: 0, maxBatches: 0 };
+}
+
+export const RewrapSecretsRequest: MessageFns<RewrapSecretsRequest> = {
+  encode(message: RewrapSecretsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchSize !== 0) {
+      writer.uint32(8).int32(message.batchSize);
+    }
+    if (message.maxBatches !== 0) {
+      writer.uint32(16).int32(message.maxBatches);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RewrapSecretsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRewrapSecretsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxBatches = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RewrapSecretsRequest {
+    return {
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      maxBatches: isSet(object.maxBatches)
+        ? globalThis.Number(object.maxBatches)
+        : isSet(object.max_batches)
+        ? globalThis.Number(object.max_batches)
+        : 0,
+    };
+  },
+
+  toJSON(message: RewrapSecretsRequest): unknown {
+    const obj: any = {};
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.maxBatches !== 0) {
+      obj.maxBatches = Math.round(message.maxBatches);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RewrapSecretsRequest>, I>>(base?: I): RewrapSecretsRequest {
+    return RewrapSecretsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RewrapSecretsRequest>, I>>(object: I): RewrapSecretsRequest {
+    const message = createBaseRewrapSecretsRequest();
+    message.batchSize = object.batchSize ?? 0;
+    message.maxBatches = object.maxBatches ?? 0;
+    return message;
+  },
+};
+
+function createBaseRewrapSecretsResponse(): RewrapSecretsResponse {
+  return {
+    rewrapped: 0,
+    skipped: 0,
+    failed: 0,
+    remaining: 0,
+    complete: false,
+    currentKeyId: "",
+    keys: [],
+    retiredKeyIds: [],
+  };
+}
+
+export const RewrapSecretsResponse: MessageFns<RewrapSecretsResponse> = {
+  encode(message: RewrapSecretsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rewrapped !== 0) {
+      writer.uint32(8).int32(message.rewrapped);
+    }
+    if (message.skipped !== 0) {
+      writer.uint32(16).int32(message.skipped);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(24).int32(message.failed);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(32).int32(message.remaining);
+    }
+    if (message.complete !== false) {
+      writer.uint32(40).bool(message.complete);
+    }
+    if (message.currentKeyId !== "") {
+      writer.uint32(50).string(message.currentKeyId);
+    }
+    for (const v of message.keys) {
+      MasterKeyUsage.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.retiredKeyIds) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RewrapSecretsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRewrapSecretsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rewrapped = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.skipped = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.failed = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.remaining = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.complete = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.currentKeyId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.keys.push(MasterKeyUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.retiredKeyIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RewrapSecretsResponse {
+    return {
+      rewrapped: isSet(object.rewrapped) ? globalThis.Number(object.rewrapped) : 0,
+      skipped: isSet(object.skipped) ? globalThis.Number(object.skipped) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+      complete: isSet(object.complete) ? globalThis.Boolean(object.complete) : false,
+      currentKeyId: isSet(object.currentKeyId)
+        ? globalThis.String(object.currentKeyId)
+        : isSet(object.current_key_id)
+        ? globalThis.String(object.current_key_id)
+        : "",
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => MasterKeyUsage.fromJSON(e)) : [],
+      retiredKeyIds: globalThis.Array.isArray(object?.retiredKeyIds)
+        ? object.retiredKeyIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.retired_key_ids)
+        ? object.retired_key_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RewrapSecretsResponse): unknown {
+    const obj: any = {};
+    if (message.rewrapped !== 0) {
+      obj.rewrapped = Math.round(message.rewrapped);
+    }
+    if (message.skipped !== 0) {
+      obj.skipped = Math.round(message.skipped);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    if (message.remaining !== 0) {
+      obj.remaining = Math.round(message.remaining);
+    }
+    if (message.complete !== false) {
+      obj.complete = message.complete;
+    }
+    if (message.currentKeyId !== "") {
+      obj.currentKeyId = message.currentKeyId;
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => MasterKeyUsage.toJSON(e));
+    }
+    if (message.retiredKeyIds?.length) {
+      obj.retiredKeyIds = message.retiredKeyIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RewrapSecretsResponse>, I>>(base?: I): RewrapSecretsResponse {
+    return RewrapSecretsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RewrapSecretsResponse>, I>>(object: I): RewrapSecretsResponse {
+    const message = createBaseRewrapSecretsResponse();
+    message.rewrapped = object.rewrapped ?? 0;
+    message.skipped = object.skipped ?? 0;
+    message.failed = object.failed ?? 0;
+    message.remaining = object.remaining ?? 0;
+    message.complete = object.complete ?? false;
+    message.currentKeyId = object.currentKeyId ?? "";
+    message.keys = object.keys?.map((e) => MasterKeyUsage.fromPartial(e)) || [];
+    message.retiredKeyIds = object.retiredKeyIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseListMasterKeysRequest(): ListMasterKeysRequest {
+  return {};
+}
+
+export const ListMasterKeysRequest: MessageFns<ListMasterKeysRequest> = {
+  encode(_: ListMasterKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMasterKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMasterKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListMasterKeysRequest {
+    return {};
+  },
+
+  toJSON(_: ListMasterKeysRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMasterKeysRequest>, I>>(base?: I): ListMasterKeysRequest {
+    return ListMasterKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMasterKeysRequest>, I>>(_: I): ListMasterKeysRequest {
+    const message = createBaseListMasterKeysRequest();
+    return message;
+  },
+};
+
+function createBaseListMasterKeysResponse(): ListMasterKeysResponse {
+  return { currentKeyId: "", keys: [] };
+}
+
+export const ListMasterKeysResponse: MessageFns<ListMasterKeysResponse> = {
+  encode(message: ListMasterKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.currentKeyId !== "") {
+      writer.uint32(10).string(message.currentKeyId);
+    }
+    for (const v of message.keys) {
+      MasterKeyUsage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMasterKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMasterKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.currentKeyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(MasterKeyUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMasterKeysResponse {
+    return {
+      currentKeyId: isSet(object.currentKeyId)
+        ? globalThis.String(object.currentKeyId)
+        : isSet(object.current_key_id)
+        ? globalThis.String(object.current_key_id)
+        : "",
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => MasterKeyUsage.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListMasterKeysResponse): unknown {
+    const obj: any = {};
+    if (message.currentKeyId !== "") {
+      obj.currentKeyId = message.currentKeyId;
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => MasterKeyUsage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMasterKeysResponse>, I>>(base?: I): ListMasterKeysResponse {
+    return ListMasterKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMasterKeysResponse>, I>>(object: I): ListMasterKeysResponse {
+    const message = createBaseListMasterKeysResponse();
+    message.currentKeyId = object.currentKeyId ?? "";
+    message.keys = object.keys?.map((e) => MasterKeyUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMasterKeyUsage(): MasterKeyUsage {
+  return {
+    keyId: "",
+    current: false,
+    configured: false,
+    secretVersions: 0,
+    sealedKeys: 0,
+    protectedItems: 0,
+    hasCanary: false,
+  };
+}
+
+export const MasterKeyUsage: MessageFns<MasterKeyUsage> = {
+  encode(message: MasterKeyUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.current !== false) {
+      writer.uint32(16).bool(message.current);
+    }
+    if (message.configured !== false) {
+      writer.uint32(24).bool(message.configured);
+    }
+    if (message.secretVersions !== 0) {
+      writer.uint32(32).int32(message.secretVersions);
+    }
+    if (message.sealedKeys !== 0) {
+      writer.uint32(40).int32(message.sealedKeys);
+    }
+    if (message.protectedItems !== 0) {
+      writer.uint32(48).int32(message.protectedItems);
+    }
+    if (message.hasCanary !== false) {
+      writer.uint32(56).bool(message.hasCanary);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MasterKeyUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMasterKeyUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.current = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.configured = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.secretVersions = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sealedKeys = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.protectedItems = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.hasCanary = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MasterKeyUsage {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      current: isSet(object.current) ? globalThis.Boolean(object.current) : false,
+      configured: isSet(object.configured) ? globalThis.Boolean(object.configured) : false,
+      secretVersions: isSet(object.secretVersions)
+        ? globalThis.Number(object.secretVersions)
+        : isSet(object.secret_versions)
+        ? globalThis.Number(object.secret_versions)
+        : 0,
+      sealedKeys: isSet(object.sealedKeys)
+        ? globalThis.Number(object.sealedKeys)
+        : isSet(object.sealed_keys)
+        ? globalThis.Number(object.sealed_keys)
+        : 0,
+      protectedItems: isSet(object.protectedItems)
+        ? globalThis.Number(object.protectedItems)
+        : isSet(object.protected_items)
+        ? globalThis.Number(object.protected_items)
+        : 0,
+      hasCanary: isSet(object.hasCanary)
+        ? globalThis.Boolean(object.hasCanary)
+        : isSet(object.has_canary)
+        ? globalThis.Boolean(object.has_canary)
+        : false,
+    };
+  },
+
+  toJSON(message: MasterKeyUsage): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.current !== false) {
+      obj.current = message.current;
+    }
+    if (message.configured !== false) {
+      obj.configured = message.configured;
+    }
+    if (message.secretVersions !== 0) {
+      obj.secretVersions = Math.round(message.secretVersions);
+    }
+    if (message.sealedKeys !== 0) {
+      obj.sealedKeys = Math.round(message.sealedKeys);
+    }
+    if (message.protectedItems !== 0) {
+      obj.protectedItems = Math.round(message.protectedItems);
+    }
+    if (message.hasCanary !== false) {
+      obj.hasCanary = message.hasCanary;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MasterKeyUsage>, I>>(base?: I): MasterKeyUsage {
+    return MasterKeyUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MasterKeyUsage>, I>>(object: I): MasterKeyUsage {
+    const message = createBaseMasterKeyUsage();
+    message.keyId = object.keyId ?? "";
+    message.current = object.current ?? false;
+    message.configured = object.configured ?? false;
+    message.secretVersions = object.secretVersions ?? 0;
+    message.sealedKeys = object.sealedKeys ?? 0;
+    message.protectedItems = object.protectedItems ?? 0;
+    message.hasCanary = object.hasCanary ?? false;
+    return message;
+  },
+};
+
 /**
- * SystemService reports on the service itself. It needs no Authorization header. Load balancers
- * speaking gRPC can use the standard grpc.health.v1.Health service instead.
+ * SystemService reports on and maintains the service itself. GetHealth needs no Authorization
+ * header (load balancers speaking gRPC can use the standard grpc.health.v1.Health service
+ * instead); the master-key operations need the root token.
  */
 export type SystemServiceService = typeof SystemServiceService;
 export const SystemServiceService = {
@@ -188,11 +890,60 @@ export const SystemServiceService = {
     responseSerialize: (value: GetHealthResponse): Buffer => Buffer.from(GetHealthResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetHealthResponse => GetHealthResponse.decode(value),
   },
+  /**
+   * Re-wraps every stored data key under the current master key, after a rotation, so old
+   * master keys can be retired. Only the wrapped data key of each item is rewritten; values are
+   * neither decrypted nor re-encrypted. Works in batches; each item is replaced only if it is
+   * unchanged since it was read, so several instances may run it at once and concurrent writes
+   * are never overwritten. Safe to stop at any point and run again: a later run continues with
+   * what is left. When no item is left under an old key, that key's canary is retired and the
+   * service starts without the key. Root only.
+   */
+  rewrapSecrets: {
+    path: "/vault.v1.SystemService/RewrapSecrets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RewrapSecretsRequest): Buffer => Buffer.from(RewrapSecretsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RewrapSecretsRequest => RewrapSecretsRequest.decode(value),
+    responseSerialize: (value: RewrapSecretsResponse): Buffer =>
+      Buffer.from(RewrapSecretsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RewrapSecretsResponse => RewrapSecretsResponse.decode(value),
+  },
+  /**
+   * Lists every master key id this instance knows or storage still uses, with how many stored
+   * items each protects. Root only.
+   */
+  listMasterKeys: {
+    path: "/vault.v1.SystemService/ListMasterKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListMasterKeysRequest): Buffer =>
+      Buffer.from(ListMasterKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListMasterKeysRequest => ListMasterKeysRequest.decode(value),
+    responseSerialize: (value: ListMasterKeysResponse): Buffer =>
+      Buffer.from(ListMasterKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListMasterKeysResponse => ListMasterKeysResponse.decode(value),
+  },
 } as const;
 
 export interface SystemServiceServer extends UntypedServiceImplementation {
   /** Reports whether this instance can serve requests (its storage answers). */
   getHealth: handleUnaryCall<GetHealthRequest, GetHealthResponse>;
+  /**
+   * Re-wraps every stored data key under the current master key, after a rotation, so old
+   * master keys can be retired. Only the wrapped data key of each item is rewritten; values are
+   * neither decrypted nor re-encrypted. Works in batches; each item is replaced only if it is
+   * unchanged since it was read, so several instances may run it at once and concurrent writes
+   * are never overwritten. Safe to stop at any point and run again: a later run continues with
+   * what is left. When no item is left under an old key, that key's canary is retired and the
+   * service starts without the key. Root only.
+   */
+  rewrapSecrets: handleUnaryCall<RewrapSecretsRequest, RewrapSecretsResponse>;
+  /**
+   * Lists every master key id this instance knows or storage still uses, with how many stored
+   * items each protects. Root only.
+   */
+  listMasterKeys: handleUnaryCall<ListMasterKeysRequest, ListMasterKeysResponse>;
 }
 
 export interface SystemServiceClient extends Client {
@@ -211,6 +962,49 @@ export interface SystemServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetHealthResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Re-wraps every stored data key under the current master key, after a rotation, so old
+   * master keys can be retired. Only the wrapped data key of each item is rewritten; values are
+   * neither decrypted nor re-encrypted. Works in batches; each item is replaced only if it is
+   * unchanged since it was read, so several instances may run it at once and concurrent writes
+   * are never overwritten. Safe to stop at any point and run again: a later run continues with
+   * what is left. When no item is left under an old key, that key's canary is retired and the
+   * service starts without the key. Root only.
+   */
+  rewrapSecrets(
+    request: RewrapSecretsRequest,
+    callback: (error: ServiceError | null, response: RewrapSecretsResponse) => void,
+  ): ClientUnaryCall;
+  rewrapSecrets(
+    request: RewrapSecretsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RewrapSecretsResponse) => void,
+  ): ClientUnaryCall;
+  rewrapSecrets(
+    request: RewrapSecretsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RewrapSecretsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lists every master key id this instance knows or storage still uses, with how many stored
+   * items each protects. Root only.
+   */
+  listMasterKeys(
+    request: ListMasterKeysRequest,
+    callback: (error: ServiceError | null, response: ListMasterKeysResponse) => void,
+  ): ClientUnaryCall;
+  listMasterKeys(
+    request: ListMasterKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListMasterKeysResponse) => void,
+  ): ClientUnaryCall;
+  listMasterKeys(
+    request: ListMasterKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListMasterKeysResponse) => void,
   ): ClientUnaryCall;
 }
 
