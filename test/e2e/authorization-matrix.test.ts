@@ -55,6 +55,8 @@ const CELLS: Array<{ rpc: string; request: (f: Fixture) => JsonObject }> = [
   { rpc: 'PolicyService.UpdatePolicy', request: (f) => ({ vault_id: f.vault, policy_id: f.policy, priority: 2 }) },
   { rpc: 'AuditService.ListAuditEvents', request: () => ({ limit: 5 }) },
   { rpc: 'AuditService.VerifyAuditChain', request: () => ({}) },
+  { rpc: 'SystemService.ListMasterKeys', request: () => ({}) },
+  { rpc: 'SystemService.RewrapSecrets', request: () => ({ batch_size: 10 }) },
   { rpc: 'SecretService.DeleteSecret', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret' }) },
   { rpc: 'PolicyService.DeletePolicy', request: (f) => ({ vault_id: f.vault, policy_id: f.policy }) },
   { rpc: 'AgentService.RotateAgentKey', request: (f) => ({ agent_id: f.victimAgent }) },
