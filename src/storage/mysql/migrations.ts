@@ -279,6 +279,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // Keys sealed under the master key, re-wrapped with the secrets: a retired master key's
     // audit-chain key lives on here so links it made keep verifying.
     name: 'create_sealed_keys',
+    applied: (p) => p.hasTable('sealed_keys'),
     statements: [
       `CREATE TABLE sealed_keys (
         purpose VARBINARY(64) NOT NULL,
