@@ -67,7 +67,6 @@ export interface AppOptions {
 /** The composition root: the only place concrete implementations are chosen and wired. */
 export async function startApp(config: Config, logger: Logger, { now = () => new Date() }: AppOptions = {}): Promise<App> {
   const devMode = config.databaseUrl === undefined;
-  const now = () => new Date();
   let storage: Storage | undefined;
   const metrics = createMetrics({ stats: () => storage!.stats(), now });
   storage = await openStorage(config, logger, metrics);
