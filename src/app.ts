@@ -13,6 +13,7 @@ import { createAuditChain } from './domain/audit-chain.js';
 import { createAuditService } from './domain/audit-service.js';
 import { createMasterKeyService, openRetiredAuditKeys } from './domain/master-keys.js';
 import { createPolicyService } from './domain/policy-service.js';
+import { createRotationScheduler, type RotationScheduler } from './domain/rotation-scheduler.js';
 import { createSecretService } from './domain/secret-service.js';
 import { createTokenExchange } from './domain/token-exchange.js';
 import { createVaultService } from './domain/vault-service.js';
@@ -54,18 +55,22 @@ export interface App {
    * new files are unusable; undefined without TLS.
    */
   reloadTls(): CertificateSummary | undefined;
+  /** Scheduled rotation; its timer runs `tick` every second unless the app was started without it. */
+  readonly rotationScheduler: RotationScheduler;
   /** Stops accepting calls, finishes in-flight ones, closes storage. */
   stop(): Promise<void>;
 }
 
 /** What is wired in besides configuration. */
 export interface AppOptions {
-  /** The clock every rule reads (expiry, token lifetimes, agent caching); tests advance their own. */
+  /** The clock every rule reads (expiry, token lifetimes, agent caching, schedules); tests advance their own. */
   now?: () => Date;
+  /** How often the rotation scheduler ticks; null starts no timer (tests call tick). Default 1000. */
+  rotationTickMs?: number | null;
 }
 
 /** The composition root: the only place concrete implementations are chosen and wired. */
-export async function startApp(config: Config, logger: Logger, { now = () => new Date() }: AppOptions = {}): Promise<App> {
+export async function startApp(config: Config, logger: Logger, { now = () => new Date(), rotationTickMs = 1000 }: AppOptions = {}): Promise<App> {
   const devMode = config.databaseUrl === undefined;
   let storage: Storage | undefined;
   const metrics = createMetrics({ stats: () => storage!.stats(), now });
@@ -80,7 +85,13 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const access = createPolicyAccessControl({ policies: storage.policies, appendAudit, now });
     const tokens = createAgentTokens(keyring);
     const vaults = createVaultService({ storage, access, now });
-    const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes });
+    const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes, minRotationIntervalSeconds: config.minRotationIntervalSeconds });
+    const rotationScheduler = createRotationScheduler({
+      storage,
+      secrets,
+      now,
+      onError: (error, where) => logger.warn({ err: error, ...where }, 'scheduled rotation failed; will retry'),
+    });
     const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)) });
     const masterKeys = createMasterKeyService({ storage, barrier, keyring, access, now });
 
@@ -100,6 +111,9 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     ], descriptorRegistry(descriptorSet));
     const invoke = createInvoker({ authenticator, logger, observer: { call: metrics.observeCall, authFailed: metrics.authFailed } });
     const sealer = startAuditSealer(audit.sealPending, logger);
+    const rotationTimer = startTicker(() => rotationScheduler.tick(), rotationTickMs, (error) =>
+      logger.warn({ err: error }, 'finding due rotations failed; will retry'),
+    );
     const tls = config.tls ? createServerTls(config.tls, config.tlsMaterial) : undefined;
     const grpc = createGrpcServer({ methods, invoke, descriptorSet, tls });
     const metricsEndpoint = createMetricsEndpoint({ metrics, rootToken, unauthenticated: config.metricsUnauthenticated });
@@ -135,8 +149,10 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
         return tls?.current().summary;
       },
       reloadTls: () => tls?.reload().summary,
+      rotationScheduler,
       async stop() {
         grpc.health.setStatus('', 'NOT_SERVING');
+        await rotationTimer.stop();
         await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs), metricsServer?.close()]);
         await sealer.stop();
         await storage!.close();
@@ -153,6 +169,24 @@ async function openStorage(config: Config, logger: Logger, metrics: Metrics): Pr
   // Loaded only when configured, so dev mode does not need the MySQL driver to initialise.
   const { createMysqlStorage } = await import('./storage/mysql/mysql-store.js');
   return createMysqlStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger, onRetry: metrics.transactionRetried });
+}
+
+/** Runs `work` every `everyMs` (none when null); a run never overlaps another; stop waits for the one in flight. */
+function startTicker(work: () => Promise<unknown>, everyMs: number | null, onError: (error: unknown) => void) {
+  let running: Promise<void> | undefined;
+  const run = () =>
+    (running ??= work()
+      .then(() => undefined)
+      .catch(onError)
+      .finally(() => (running = undefined)));
+  const timer = everyMs === null ? undefined : setInterval(run, everyMs);
+  timer?.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** Links pending audit events into the chain every half second; a run never overlaps another. */

@@ -30,6 +30,8 @@ export interface Config {
   metricsPort: number | undefined;
   /** True: /metrics needs no root token. */
   metricsUnauthenticated: boolean;
+  /** Shortest rotation_policy interval a PutSecret may set. */
+  minRotationIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -116,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsDisabled,
     metricsPort: read('VAULT_METRICS_PORT') === undefined ? undefined : integer('VAULT_METRICS_PORT', 0, 0, 65535),
     metricsUnauthenticated: rawMetricsUnauthenticated === 'true',
+    minRotationIntervalSeconds: integer('VAULT_MIN_ROTATION_INTERVAL_SECONDS', 60, 1, 86_400),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -3,10 +3,13 @@ export type Principal =
   | { readonly type: 'root'; readonly id: 'root' }
   | { readonly type: 'agent'; readonly id: string }
   /** A caller of a method that needs no credentials (health, token exchange). */
-  | { readonly type: 'anonymous'; readonly id: '' };
+  | { readonly type: 'anonymous'; readonly id: '' }
+  /** The vault itself, e.g. a scheduled rotation; never a caller of the API. */
+  | { readonly type: 'system'; readonly id: 'system' };
 
 export const ROOT: Principal = { type: 'root', id: 'root' };
 export const ANONYMOUS: Principal = { type: 'anonymous', id: '' };
+export const SYSTEM: Principal = { type: 'system', id: 'system' };
 
 /** One call as the domain sees it: the caller and the request id that ties logs and audit together. */
 export interface CallContext {

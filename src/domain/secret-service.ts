@@ -3,11 +3,11 @@ import type { AccessControl } from '../auth/access-control.js';
 import { BarrierError, type Barrier } from '../crypto/barrier.js';
 import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
 import { VaultMissingError } from '../storage/storage-errors.js';
-import type { SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
+import type { NewSecretVersion, PathSchedule, RotationSchedule, SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { secretContext } from './sealing-contexts.js';
 import { dataLoss, failedPrecondition, gone, invalidArgument, notFound } from './errors.js';
-import type { CallContext } from './principal.js';
+import { SYSTEM, type CallContext } from './principal.js';
 import type { VaultService } from './vault-service.js';
 import {
   quote,
@@ -37,6 +37,15 @@ export interface PutSecretInput {
   maxAccessCount: number;
   /** Empty or 'current' makes the version current; 'pending' stages it (see records.ts SecretStage). */
   stage?: string;
+  /** Undefined leaves the path's schedule alone; an interval of 0 removes it. */
+  rotationPolicy?: RotationPolicyInput;
+}
+
+export interface RotationPolicyInput {
+  intervalSeconds: number;
+  length?: number | undefined;
+  charset: string;
+  stage: string;
 }
 
 export interface RotateSecretInput {
@@ -65,6 +74,13 @@ export interface SecretService {
   list(context: CallContext, vaultId: string, prefix: string): Promise<SecretVersionView[]>;
   listVersions(context: CallContext, vaultId: string, path: string): Promise<SecretVersionView[]>;
   setDisabled(context: CallContext, vaultId: string, path: string, version: number, disabled: boolean): Promise<void>;
+  /** The path's rotation schedule (`read` permission); policy null without one. */
+  schedule(context: CallContext, vaultId: string, path: string): Promise<PathSchedule>;
+  /**
+   * Runs one scheduled rotation as the system actor, if this call wins the due time `dueAt`
+   * (false when another instance already did, or the schedule changed).
+   */
+  rotateScheduled(vaultId: string, path: string, dueAt: Date): Promise<boolean>;
   /** Makes a version current (the replaced one becomes previous); promoting previous rolls back. */
   promote(context: CallContext, vaultId: string, path: string, version: number): Promise<SecretVersionView>;
   delete(context: CallContext, vaultId: string, path: string): Promise<void>;
@@ -78,14 +94,32 @@ export interface SecretServiceDeps {
   now: () => Date;
   /** Largest value accepted, in UTF-8 bytes. */
   maxValueBytes: number;
+  /** Shortest rotation_policy interval accepted; default 60. */
+  minRotationIntervalSeconds?: number;
 }
 
-export function createSecretService({ storage, barrier, access, vaults, now, maxValueBytes }: SecretServiceDeps): SecretService {
+export function createSecretService({ storage, barrier, access, vaults, now, maxValueBytes, minRotationIntervalSeconds = 60 }: SecretServiceDeps): SecretService {
   /** Validates ids, authorizes, and for writes checks the vault exists. */
   async function admit(context: CallContext, vaultId: string, path: string, action: 'read' | 'write' | 'rotate' | 'delete') {
     requireUuid('vault_id', vaultId);
     requirePath(path);
     await access.requireSecretAccess(context, vaultId, action, path);
+  }
+
+  function requireGenerated(length: number | undefined, charset: string) {
+    const checkedLength = requireIntRange('length', length ?? ROTATE_DEFAULT_LENGTH, ROTATE_LENGTH.min, ROTATE_LENGTH.max);
+    const checkedCharset = charset || 'hex';
+    if (!isCharset(checkedCharset)) throw invalidArgument(`charset ${quote(checkedCharset)} is not one of ${Object.keys(CHARSETS).join(', ')}`);
+    return { length: checkedLength, charset: checkedCharset };
+  }
+
+  /** A validated schedule, first due one interval from now; null (remove) for interval 0. */
+  function requireSchedule(input: RotationPolicyInput, at: Date): { policy: RotationSchedule; nextRotationAt: Date } | null {
+    if (input.intervalSeconds === 0) return null;
+    const intervalSeconds = requireIntRange('rotation_policy.interval_seconds', input.intervalSeconds, minRotationIntervalSeconds, 10 * 366 * 24 * 3600);
+    const { length, charset } = requireGenerated(input.length, input.charset);
+    const policy = { intervalSeconds, length, charset, stage: requireWriteStage(input.stage) };
+    return { policy, nextRotationAt: new Date(at.getTime() + intervalSeconds * 1000) };
   }
 
   async function write(
@@ -98,6 +132,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       expiresAt: Date | null;
       maxAccessCount: number;
       stage: 'current' | 'pending';
+      schedule?: NewSecretVersion['schedule'];
     },
   ): Promise<SecretVersionView> {
     const at = now();
@@ -116,6 +151,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           expiresAt: fields.expiresAt,
           maxAccessCount: fields.maxAccessCount,
           stage: fields.stage,
+          ...(fields.schedule === undefined ? {} : { schedule: fields.schedule }),
         };
       },
       (version) => [
@@ -209,6 +245,8 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
         throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
       }
       const stage = requireWriteStage(input.stage);
+      const at = now();
+      const schedule = input.rotationPolicy === undefined ? undefined : requireSchedule(input.rotationPolicy, at);
       return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write' }, () => ({
         value: input.value,
         type,
@@ -216,18 +254,67 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
         expiresAt,
         maxAccessCount: input.maxAccessCount,
         stage,
+        ...(schedule === undefined ? {} : { schedule }),
       }));
+    },
+
+    async schedule(context, vaultId, path) {
+      await admit(context, vaultId, path, 'read');
+      const found = await storage.secrets.schedule(vaultId, path);
+      if (!found) {
+        await vaults.require(context, vaultId);
+        throw notFound(`secret ${quote(path)} does not exist in vault ${vaultId}`);
+      }
+      return found;
+    },
+
+    async rotateScheduled(vaultId, path, dueAt) {
+      const context: CallContext = { principal: SYSTEM, requestId: `rotation-${randomUUID()}` };
+      const at = now();
+      const found = await storage.secrets.schedule(vaultId, path);
+      const policy = found?.policy;
+      if (!policy || found.nextRotationAt?.getTime() !== dueAt.getTime()) return false;
+      // Once on return from an outage, not once per missed interval: the next due time is one
+      // interval after the missed one, or after now if that has passed too.
+      const step = policy.intervalSeconds * 1000;
+      const nextAt = new Date(dueAt.getTime() + step > at.getTime() ? dueAt.getTime() + step : at.getTime() + step);
+      const value = randomString(policy.length, CHARSETS[policy.charset as keyof typeof CHARSETS]);
+      const created = await storage.secrets.rotateDue(
+        { vaultId, path, dueAt, nextAt, at },
+        ({ version, previous }) => {
+          if (!previous) throw notFound(`secret ${quote(path)} has no live version to rotate`);
+          return {
+            id: randomUUID(),
+            type: previous.type,
+            metadata: previous.metadata,
+            ciphertext: barrier.seal(Buffer.from(value, 'utf8'), secretContext(vaultId, path, version)),
+            createdBy: SYSTEM.id,
+            createdAt: at,
+            expiresAt: null,
+            maxAccessCount: 0,
+            stage: policy.stage,
+          };
+        },
+        (version) => [
+          auditEvent(context, at, {
+            action: 'secret.rotate',
+            resourceType: 'secret',
+            resourceId: path,
+            vaultId,
+            details: { version: version.version, scheduled: true, ...(version.stage === 'pending' ? { stage: 'pending' } : {}) },
+          }),
+        ],
+      );
+      return created !== null;
     },
 
     async rotate(context, input) {
       await admit(context, input.vaultId, input.path, 'rotate');
-      const length = requireIntRange('length', input.length ?? ROTATE_DEFAULT_LENGTH, ROTATE_LENGTH.min, ROTATE_LENGTH.max);
-      const charset = input.charset || 'hex';
-      if (!isCharset(charset)) throw invalidArgument(`charset ${quote(charset)} is not one of ${Object.keys(CHARSETS).join(', ')}`);
+      const { length, charset } = requireGenerated(input.length, input.charset);
       const typeOverride = input.type ? requireSecretType(input.type, 'generic') : undefined;
       const metadataOverride = input.metadata === undefined ? undefined : requireMetadata(input.metadata);
       const stage = requireWriteStage(input.stage);
-      const value = randomString(length, CHARSETS[charset]);
+      const value = randomString(length, CHARSETS[charset as keyof typeof CHARSETS]);
       return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate' }, (previous) => {
         if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
         return {

@@ -61,6 +61,32 @@ export interface NewSecretVersion {
    * Default current.
    */
   stage?: 'current' | 'pending';
+  /** Replaces the path's rotation schedule (null removes it); undefined leaves it as it is. */
+  schedule?: { policy: RotationSchedule; nextRotationAt: Date } | null;
+}
+
+/** How the vault rotates a path on its own (RotationPolicy in the API), validated. */
+export interface RotationSchedule {
+  intervalSeconds: number;
+  length: number;
+  charset: string;
+  stage: 'current' | 'pending';
+}
+
+/** A path's schedule as stored, for display. */
+export interface PathSchedule {
+  policy: RotationSchedule | null;
+  nextRotationAt: Date | null;
+  lastRotatedAt: Date | null;
+}
+
+/** A schedule whose time has come. */
+export interface DueRotation {
+  vaultId: string;
+  path: string;
+  /** The path's next_rotation_at as read: the rotation claims it by this exact value. */
+  dueAt: Date;
+  policy: RotationSchedule;
 }
 
 /** What an append learns before it writes: the number it got and the path's newest version. */

@@ -10,6 +10,8 @@ import type {
   StoredAuditEvent,
   AuditRecord,
   NewSecretVersion,
+  DueRotation,
+  PathSchedule,
   PromoteOutcome,
   SecretLookup,
   SecretVersionRecord,
@@ -81,6 +83,25 @@ export interface SecretStore {
     build: (context: AppendContext) => NewSecretVersion,
     audit: (version: SecretVersionRecord) => AuditRecord[],
   ): Promise<SecretVersionRecord>;
+
+  /**
+   * A scheduled rotation: in one transaction, claims the due time with a conditional update
+   * (`next_rotation_at = nextAt WHERE next_rotation_at = dueAt`), so of any number of instances
+   * trying the same due time exactly one gets it, then appends like `append` and records
+   * last_rotated_at. Null (nothing written) when the due time was already claimed, the schedule
+   * changed, or the path was deleted.
+   */
+  rotateDue(
+    due: { vaultId: string; path: string; dueAt: Date; nextAt: Date; at: Date },
+    build: (context: AppendContext) => NewSecretVersion,
+    audit: (version: SecretVersionRecord) => AuditRecord[],
+  ): Promise<SecretVersionRecord | null>;
+
+  /** Live paths whose next_rotation_at is at or before `at`, soonest first. */
+  dueRotations(at: Date, limit: number): Promise<DueRotation[]>;
+
+  /** The path's rotation schedule; null when the path does not exist. */
+  schedule(vaultId: string, path: string): Promise<PathSchedule | null>;
 
   /** Reads the path's state and the selected version; spends nothing. */
   lookup(vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup>;

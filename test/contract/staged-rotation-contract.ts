@@ -142,6 +142,33 @@ export function stagedRotationContract(name: string, open: () => Promise<{ stora
       expect(await stages('p')).toEqual([[3, 'current']]);
     });
 
+    it('lets exactly one of many concurrent scheduled rotations claim a due time', async () => {
+      const dueAt = new Date('2026-01-02T03:04:05.678Z');
+      const policy = { intervalSeconds: 60, length: 32, charset: 'hex', stage: 'current' as const };
+      await storage.secrets.append(
+        vault.id,
+        'p',
+        () => ({ id: randomUUID(), type: 'generic', metadata: null, ciphertext: Buffer.from('x'), createdBy: 'root', createdAt: dueAt, expiresAt: null, maxAccessCount: 0, schedule: { policy, nextRotationAt: dueAt } }),
+        () => [],
+      );
+      expect(await storage.secrets.dueRotations(new Date(dueAt.getTime() - 1), 10)).toEqual([]);
+      expect(await storage.secrets.dueRotations(dueAt, 10)).toEqual([{ vaultId: vault.id, path: 'p', dueAt, policy }]);
+      const nextAt = new Date(dueAt.getTime() + 60_000);
+      const results = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          storage.secrets.rotateDue(
+            { vaultId: vault.id, path: 'p', dueAt, nextAt, at: dueAt },
+            () => ({ id: randomUUID(), type: 'generic', metadata: null, ciphertext: Buffer.from('y'), createdBy: 'system', createdAt: dueAt, expiresAt: null, maxAccessCount: 0 }),
+            () => [audit('secret.rotate')],
+          ),
+        ),
+      );
+      expect(results.filter((r) => r !== null).map((r) => r!.version)).toEqual([2]);
+      expect(await recorded('secret.rotate')).toBe(1);
+      expect(await storage.secrets.schedule(vault.id, 'p')).toEqual({ policy, nextRotationAt: nextAt, lastRotatedAt: dueAt });
+      expect(await storage.secrets.dueRotations(dueAt, 10)).toEqual([]);
+    });
+
     it('keeps one version per stage under concurrent writes and promotions', async () => {
       await put('p', 'seed');
       await Promise.all(

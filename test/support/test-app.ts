@@ -1,6 +1,6 @@
 import { credentials, Metadata, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
 import { Writable } from 'node:stream';
-import { startApp, type App } from '../../src/app.js';
+import { startApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { AgentServiceClient } from '../../src/gen/vault/v1/agent_service.js';
 import { AuditServiceClient } from '../../src/gen/vault/v1/audit_service.js';
@@ -77,7 +77,10 @@ export interface HttpResult {
  * Starts the whole service as main.ts does (config from an env object, ports 0), on memory
  * storage unless `env.VAULT_DATABASE_URL` is given.
  */
-export async function startTestApp(env: Record<string, string> = {}, { clock }: { clock?: TestClock } = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  { clock, rotationTickMs }: { clock?: TestClock; rotationTickMs?: AppOptions['rotationTickMs'] } = {},
+): Promise<TestApp> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -94,7 +97,7 @@ export async function startTestApp(env: Record<string, string> = {}, { clock }: 
     ...env,
   });
   const now = clock ? () => clock.now() : () => new Date();
-  const app = await startApp(config, createLogger('info', sink), { now });
+  const app = await startApp(config, createLogger('info', sink), { now, ...(rotationTickMs === undefined ? {} : { rotationTickMs }) });
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
   const httpBaseUrl = `http://127.0.0.1:${app.httpPort}`;
   const insecure = credentials.createInsecure();

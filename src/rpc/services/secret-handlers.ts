@@ -20,6 +20,7 @@ export function secretServiceMethods(secrets: SecretService) {
         expiresAt: request.expiresAt,
         maxAccessCount: request.maxAccessCount,
         stage: request.stage,
+        rotationPolicy: request.rotationPolicy,
       });
       return { secret: toWritten(created) };
     },
@@ -34,7 +35,15 @@ export function secretServiceMethods(secrets: SecretService) {
       return {};
     },
     async listSecretVersions(context, request) {
-      return { versions: (await secrets.listVersions(context, request.vaultId, request.path)).map(toVersion) };
+      const versions = (await secrets.listVersions(context, request.vaultId, request.path)).map(toVersion);
+      const { policy, nextRotationAt, lastRotatedAt } = await secrets.schedule(context, request.vaultId, request.path);
+      return {
+        versions,
+        // Shown as it is set: stage empty for current.
+        rotationPolicy: policy ? { ...policy, stage: policy.stage === 'pending' ? 'pending' : '' } : undefined,
+        nextRotationAt: nextRotationAt ?? undefined,
+        lastRotatedAt: lastRotatedAt ?? undefined,
+      };
     },
     async getSecretVersion(context, request) {
       return { secret: toSecret(await secrets.getVersion(context, request.vaultId, request.path, request.version)) };

@@ -1,5 +1,7 @@
 import type {
   AuditRecord,
+  DueRotation,
+  PathSchedule,
   SecretStage,
   SecretStore,
   SecretVersionRecord,
@@ -19,7 +21,10 @@ interface PathState {
   lastVersion: number;
   deleted: boolean;
   versions: SecretVersionRecord[];
+  schedule: PathSchedule;
 }
+
+const NO_SCHEDULE: PathSchedule = { policy: null, nextRotationAt: null, lastRotatedAt: null };
 
 /**
  * In-memory storage for dev mode and fast tests. Single-threaded JavaScript makes each method
@@ -74,38 +79,80 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
     },
   };
 
-  const secretStore: SecretStore = {
-    async append(vaultId, path, build, audit) {
-      if (!vaults.has(vaultId)) throw new VaultMissingError(vaultId);
-      const byPath = pathsOf(vaultId);
-      const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [] };
-      const version = state.lastVersion + 1;
-      const previous = live(state).at(-1) ?? null;
-      const fields = build({ version, previous: previous && copy(previous) });
-      const events = (created: SecretVersionRecord) => audit(copy(created));
-      const stage = fields.stage ?? 'current';
-      const created: SecretVersionRecord = {
-        ...fields,
-        stage,
+  /** One append; `claim` (for scheduled rotations) may refuse it before anything is written. */
+  function appendTo(
+    vaultId: string,
+    path: string,
+    build: Parameters<SecretStore['append']>[2],
+    audit: Parameters<SecretStore['append']>[3],
+    claim: (state: PathState) => boolean = () => true,
+  ): SecretVersionRecord | null {
+    if (!vaults.has(vaultId)) throw new VaultMissingError(vaultId);
+    const byPath = pathsOf(vaultId);
+    const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [], schedule: { ...NO_SCHEDULE } };
+    const version = state.lastVersion + 1;
+    const previous = live(state).at(-1) ?? null;
+    // build may throw: nothing has been changed yet.
+    const { schedule, ...fields } = build({ version, previous: previous && copy(previous) });
+    if (!claim(state)) return null;
+    const stage = fields.stage ?? 'current';
+    const created: SecretVersionRecord = {
+      ...fields,
+      stage,
         vaultId,
         path,
         version,
-        accessCount: 0,
-        disabled: false,
-        deleted: false,
-      };
-      const recorded = events(created);
-      if (stage === 'current') shiftCurrent(state);
-      else {
-        const pending = inStage(state, 'pending');
-        if (pending) pending.stage = null;
+      accessCount: 0,
+      disabled: false,
+      deleted: false,
+    };
+    const recorded = audit(copy(created));
+    if (stage === 'current') shiftCurrent(state);
+    else {
+      const pending = inStage(state, 'pending');
+      if (pending) pending.stage = null;
+    }
+    if (schedule !== undefined) {
+      state.schedule = schedule ? { ...state.schedule, policy: { ...schedule.policy }, nextRotationAt: schedule.nextRotationAt } : { ...NO_SCHEDULE };
+    }
+    state.versions.push(created);
+    state.lastVersion = version;
+    state.deleted = false;
+    byPath.set(path, state);
+    record(recorded);
+    return copy(created);
+  }
+
+  const secretStore: SecretStore = {
+    async append(vaultId, path, build, audit) {
+      return appendTo(vaultId, path, build, audit)!;
+    },
+
+    async rotateDue({ vaultId, path, dueAt, nextAt, at }, build, audit) {
+      if (!vaults.has(vaultId)) return null;
+      return appendTo(vaultId, path, build, audit, (state) => {
+        if (state.deleted || state.schedule.nextRotationAt?.getTime() !== dueAt.getTime()) return false;
+        state.schedule = { ...state.schedule, nextRotationAt: new Date(nextAt), lastRotatedAt: new Date(at) };
+        return true;
+      });
+    },
+
+    async dueRotations(at, limit) {
+      const due: DueRotation[] = [];
+      for (const [vaultId, byPath] of paths) {
+        for (const [path, state] of byPath) {
+          const { policy, nextRotationAt } = state.schedule;
+          if (!state.deleted && policy && nextRotationAt && nextRotationAt.getTime() <= at.getTime()) {
+            due.push({ vaultId, path, dueAt: new Date(nextRotationAt), policy: { ...policy } });
+          }
+        }
       }
-      state.versions.push(created);
-      state.lastVersion = version;
-      state.deleted = false;
-      byPath.set(path, state);
-      record(recorded);
-      return copy(created);
+      return due.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime()).slice(0, limit);
+    },
+
+    async schedule(vaultId, path) {
+      const state = paths.get(vaultId)?.get(path);
+      return state ? structuredClone(state.schedule) : null;
     },
 
     async lookup(vaultId, path, selector) {
@@ -178,6 +225,7 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
         v.stage = null;
       }
       state.deleted = true;
+      state.schedule = { ...NO_SCHEDULE };
       record(audit);
       return true;
     },

@@ -290,6 +290,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 15,
+    // Scheduled rotation lives on the path's counter row: claiming a due time is a conditional
+    // update of the row an append locks anyway. The key finds due paths without a scan.
+    name: 'add_secret_rotation_schedule',
+    statements: [
+      `ALTER TABLE secrets ADD COLUMN rotation_policy LONGTEXT NULL,
+        ADD COLUMN next_rotation_at DATETIME(6) NULL,
+        ADD COLUMN last_rotated_at DATETIME(6) NULL,
+        ADD KEY secrets_by_next_rotation (next_rotation_at)`,
+    ],
+    // One ALTER, atomic: the columns and the key are there together or not at all.
+    applied: async (p) =>
+      (await p.hasColumns('secrets', ['rotation_policy', 'next_rotation_at', 'last_rotated_at'])) && (await p.hasIndex('secrets', 'secrets_by_next_rotation')),
+  },
 ];
 
 /** The lease migrations run under; its holder is one migrate() call. */

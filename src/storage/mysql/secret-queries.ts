@@ -1,6 +1,6 @@
-import type { SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
+import type { DueRotation, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
 import type { Sql } from './pool.js';
-import { jsonText, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
+import { date, dateOrNull, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
 /**
  * The SQL of the secret store, one function per statement. Paths and vault ids are bound as bytes
@@ -86,6 +86,55 @@ export async function freeStage(sql: Sql, vaultId: string, path: string, stage: 
      WHERE vault_id = ? AND path = ? AND stage IN ('current', 'previous') ORDER BY stage = 'current'`,
     key(vaultId, path),
   );
+}
+
+/** Replaces the path's schedule (null removes it); the caller has locked the row by claiming a version. */
+export async function updateSchedule(sql: Sql, vaultId: string, path: string, schedule: { policy: RotationSchedule; nextRotationAt: Date } | null): Promise<void> {
+  await sql.change('UPDATE secrets SET rotation_policy = ?, next_rotation_at = ? WHERE vault_id = ? AND path = ?', [
+    schedule && JSON.stringify(schedule.policy),
+    schedule && schedule.nextRotationAt,
+    ...key(vaultId, path),
+  ]);
+}
+
+/**
+ * Claims one due time of a schedule: only the transaction that still finds next_rotation_at at
+ * the value it read moves it on. Concurrent claimers queue on the row lock and then find the new
+ * value (an UPDATE reads the latest committed row), so they get 0 rows; on a multi-primary
+ * cluster the loser fails certification, is retried, and gets 0 rows the same way.
+ */
+export async function claimDueRotation(sql: Sql, due: { vaultId: string; path: string; dueAt: Date; nextAt: Date; at: Date }): Promise<boolean> {
+  const { affectedRows } = await sql.change(
+    `UPDATE secrets SET next_rotation_at = ?, last_rotated_at = ?
+     WHERE vault_id = ? AND path = ? AND deleted = 0 AND next_rotation_at = ?`,
+    [due.nextAt, due.at, ...key(due.vaultId, due.path), due.dueAt],
+  );
+  return affectedRows === 1;
+}
+
+export async function selectDueRotations(sql: Sql, at: Date, limit: number): Promise<DueRotation[]> {
+  const rows = await sql.select(
+    `SELECT vault_id, path, next_rotation_at, rotation_policy FROM secrets
+     WHERE next_rotation_at <= ? AND deleted = 0 AND rotation_policy IS NOT NULL
+     ORDER BY next_rotation_at LIMIT ${Math.max(1, Math.floor(limit))}`,
+    [at],
+  );
+  return rows.map((row) => ({
+    vaultId: text(row, 'vault_id'),
+    path: text(row, 'path'),
+    dueAt: date(row, 'next_rotation_at'),
+    policy: json(row, 'rotation_policy') as unknown as RotationSchedule,
+  }));
+}
+
+export async function selectSchedule(sql: Sql, vaultId: string, path: string): Promise<PathSchedule | null> {
+  const [row] = await sql.select('SELECT rotation_policy, next_rotation_at, last_rotated_at FROM secrets WHERE vault_id = ? AND path = ?', key(vaultId, path));
+  if (!row) return null;
+  return {
+    policy: json(row, 'rotation_policy') as RotationSchedule | null,
+    nextRotationAt: dateOrNull(row, 'next_rotation_at'),
+    lastRotatedAt: dateOrNull(row, 'last_rotated_at'),
+  };
 }
 
 /** Locks the path's counter row (as an append does first), so stage changes queue behind appends. */
@@ -185,7 +234,11 @@ export async function updateDisabled(sql: Sql, vaultId: string, path: string, ve
  * deadlock on each other. False when the path has no live version.
  */
 export async function markDeleted(sql: Sql, vaultId: string, path: string): Promise<boolean> {
-  const { affectedRows } = await sql.change('UPDATE secrets SET deleted = 1 WHERE vault_id = ? AND path = ? AND deleted = 0', key(vaultId, path));
+  // A deleted path keeps no schedule: a later put starts without one.
+  const { affectedRows } = await sql.change(
+    'UPDATE secrets SET deleted = 1, rotation_policy = NULL, next_rotation_at = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
+    key(vaultId, path),
+  );
   if (affectedRows === 0) return false;
   await sql.change(
     'UPDATE secret_versions SET deleted = 1, ciphertext = NULL, stage = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',

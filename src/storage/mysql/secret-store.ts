@@ -4,6 +4,7 @@ import { insertAuditEvents } from './audit-log.js';
 import { isMissingParent } from './constraint-errors.js';
 import { asStored } from './row-mapping.js';
 import {
+  claimDueRotation,
   claimNextVersion,
   freeStage,
   insertVersion,
@@ -11,13 +12,17 @@ import {
   markDeleted,
   newestLiveVersion,
   selectLiveVersions,
+  selectDueRotations,
   selectLookup,
+  selectSchedule,
   selectNewestPerPath,
   selectVersion,
   setStage,
   spendRead,
   updateDisabled,
+  updateSchedule,
 } from './secret-queries.js';
+import type { Sql } from './pool.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
 
 /** Each method is one transaction (or one autocommit read); see secret-queries.ts for the SQL. */
@@ -25,37 +30,18 @@ export function createSecretStore(db: Database): SecretStore {
   return {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.
-    append: (vaultId, path, build, audit) =>
+    append: (vaultId, path, build, audit) => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit)),
+
+    // The claim comes first: it locks the counter row, so the append below cannot deadlock with it.
+    rotateDue: (due, build, audit) =>
       inTransaction(db, async (sql) => {
-        const version = await claimNextVersion(sql, vaultId, path).catch((error: unknown) => {
-          // The counter row's foreign key is the vault check: no extra query on every write.
-          throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
-        });
-        const previous = await newestLiveVersion(sql, vaultId, path);
-        const fields = build({ version, previous });
-        const created: SecretVersionRecord = {
-          id: fields.id,
-          vaultId,
-          path,
-          version,
-          type: fields.type,
-          // As it will read back, so the returned record equals a later lookup.
-          metadata: asStored(fields.metadata),
-          ciphertext: Buffer.from(fields.ciphertext),
-          createdBy: fields.createdBy,
-          createdAt: new Date(fields.createdAt),
-          expiresAt: fields.expiresAt && new Date(fields.expiresAt),
-          maxAccessCount: fields.maxAccessCount,
-          accessCount: 0,
-          disabled: false,
-          deleted: false,
-          stage: fields.stage ?? 'current',
-        };
-        await freeStage(sql, vaultId, path, fields.stage ?? 'current');
-        await insertVersion(sql, created);
-        await insertAuditEvents(sql, audit(copyVersion(created)));
-        return created;
+        if (!(await claimDueRotation(sql, due))) return null;
+        return appendIn(sql, due.vaultId, due.path, build, audit);
       }),
+
+    dueRotations: (at, limit) => withConnection(db, (sql) => selectDueRotations(sql, at, limit)),
+
+    schedule: (vaultId, path) => withConnection(db, (sql) => selectSchedule(sql, vaultId, path)),
 
     lookup: (vaultId, path, selector) => withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector)),
 
@@ -101,6 +87,45 @@ export function createSecretStore(db: Database): SecretStore {
         return true;
       }),
   };
+}
+
+/** Counter bump, previous version, build, stage shift, insert, schedule and audit, on the caller's transaction. */
+async function appendIn(
+  sql: Sql,
+  vaultId: string,
+  path: string,
+  build: Parameters<SecretStore['append']>[2],
+  audit: Parameters<SecretStore['append']>[3],
+): Promise<SecretVersionRecord> {
+  const version = await claimNextVersion(sql, vaultId, path).catch((error: unknown) => {
+    // The counter row's foreign key is the vault check: no extra query on every write.
+    throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
+  });
+  const previous = await newestLiveVersion(sql, vaultId, path);
+  const fields = build({ version, previous });
+  const created: SecretVersionRecord = {
+    id: fields.id,
+    vaultId,
+    path,
+    version,
+    type: fields.type,
+    // As it will read back, so the returned record equals a later lookup.
+    metadata: asStored(fields.metadata),
+    ciphertext: Buffer.from(fields.ciphertext),
+    createdBy: fields.createdBy,
+    createdAt: new Date(fields.createdAt),
+    expiresAt: fields.expiresAt && new Date(fields.expiresAt),
+    maxAccessCount: fields.maxAccessCount,
+    accessCount: 0,
+    disabled: false,
+    deleted: false,
+    stage: fields.stage ?? 'current',
+  };
+  await freeStage(sql, vaultId, path, fields.stage ?? 'current');
+  await insertVersion(sql, created);
+  if (fields.schedule !== undefined) await updateSchedule(sql, vaultId, path, fields.schedule);
+  await insertAuditEvents(sql, audit(copyVersion(created)));
+  return created;
 }
 
 /** A copy the audit callback may keep or change without touching the record append returns. */

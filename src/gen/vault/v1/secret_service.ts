@@ -146,7 +146,40 @@ export interface PutSecretRequest {
    * `stage: "pending"`, but not served as latest until PromoteSecretVersion makes it current.
    * Empty (the default) makes the new version current.
    */
-  stage?: string | undefined;
+  stage?:
+    | string
+    | undefined;
+  /**
+   * Optional. Has the vault rotate this secret itself on a schedule (the hosted API's
+   * `rotation_policy`). Unset leaves the path's schedule as it is; a policy with
+   * `interval_seconds` 0 (or only fields this API does not know) removes it.
+   */
+  rotationPolicy?: RotationPolicy | undefined;
+}
+
+/**
+ * A schedule for server-side rotation. Each due rotation happens exactly once across all
+ * instances, as the system actor (audited with actor `system`), like RotateSecret with `length`,
+ * `charset` and `stage`. A rotation missed while every instance was down happens once when one
+ * is back, and the next is then `interval_seconds` after that one.
+ */
+export interface RotationPolicy {
+  /**
+   * Required for a schedule. Seconds between rotations, at least the server's minimum (60 unless
+   * VAULT_MIN_ROTATION_INTERVAL_SECONDS lowers it). 0 means no schedule.
+   */
+  intervalSeconds: number;
+  /** Optional. Characters to generate, 8 to 1024. Default 32. */
+  length?:
+    | number
+    | undefined;
+  /** Optional. `hex` (default), `base64`, `alphanumeric` or `ascii`, as for RotateSecret. */
+  charset: string;
+  /**
+   * Optional. `pending` writes each scheduled rotation as a pending version, to be promoted with
+   * PromoteSecretVersion; empty (the default) makes it current at once.
+   */
+  stage: string;
 }
 
 /** Response for SecretService.PutSecret; over HTTP the bare `secret` object (201 Created). */
@@ -213,6 +246,16 @@ export interface ListSecretVersionsRequest {
 export interface ListSecretVersionsResponse {
   /** Every version of the secret, newest first. */
   versions: SecretVersion[];
+  /** Output only. The secret's rotation schedule; unset when it has none. */
+  rotationPolicy?:
+    | RotationPolicy
+    | undefined;
+  /** Output only. When the vault will next rotate the secret; unset without a schedule. */
+  nextRotationAt?:
+    | Date
+    | undefined;
+  /** Output only. When a schedule last rotated it; unset if it never has. */
+  lastRotatedAt?: Date | undefined;
 }
 
 /** Request for SecretService.GetSecretVersion. */
@@ -972,6 +1015,7 @@ function createBasePutSecretRequest(): PutSecretRequest {
     expiresAt: undefined,
     maxAccessCount: 0,
     stage: undefined,
+    rotationPolicy: undefined,
   };
 }
 
@@ -1000,6 +1044,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     }
     if (message.stage !== undefined) {
       writer.uint32(482).string(message.stage);
+    }
+    if (message.rotationPolicy !== undefined) {
+      RotationPolicy.encode(message.rotationPolicy, writer.uint32(490).fork()).join();
     }
     return writer;
   },
@@ -1081,6 +1128,14 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
             message.stage = reader.string();
             continue;
           }
+          case 61: {
+            if (tag !== 490) {
+              break;
+            }
+
+            message.rotationPolicy = RotationPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1115,6 +1170,11 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
         ? globalThis.Number(object.max_access_count)
         : 0,
       stage: isSet(object.stage) ? globalThis.String(object.stage) : undefined,
+      rotationPolicy: isSet(object.rotationPolicy)
+        ? RotationPolicy.fromJSON(object.rotationPolicy)
+        : isSet(object.rotation_policy)
+        ? RotationPolicy.fromJSON(object.rotation_policy)
+        : undefined,
     };
   },
 
@@ -1144,6 +1204,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     if (message.stage !== undefined) {
       obj.stage = message.stage;
     }
+    if (message.rotationPolicy !== undefined) {
+      obj.rotationPolicy = RotationPolicy.toJSON(message.rotationPolicy);
+    }
     return obj;
   },
 
@@ -1160,6 +1223,130 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.maxAccessCount = object.maxAccessCount ?? 0;
     message.stage = object.stage ?? undefined;
+    message.rotationPolicy = (object.rotationPolicy !== undefined && object.rotationPolicy !== null)
+      ? RotationPolicy.fromPartial(object.rotationPolicy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRotationPolicy(): RotationPolicy {
+  return { intervalSeconds: 0, length: undefined, charset: "", stage: "" };
+}
+
+export const RotationPolicy: MessageFns<RotationPolicy> = {
+  encode(message: RotationPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.intervalSeconds !== 0) {
+      writer.uint32(8).int32(message.intervalSeconds);
+    }
+    if (message.length !== undefined) {
+      writer.uint32(16).int32(message.length);
+    }
+    if (message.charset !== "") {
+      writer.uint32(26).string(message.charset);
+    }
+    if (message.stage !== "") {
+      writer.uint32(34).string(message.stage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotationPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotationPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.intervalSeconds = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.length = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.charset = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotationPolicy {
+    return {
+      intervalSeconds: isSet(object.intervalSeconds)
+        ? globalThis.Number(object.intervalSeconds)
+        : isSet(object.interval_seconds)
+        ? globalThis.Number(object.interval_seconds)
+        : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : undefined,
+      charset: isSet(object.charset) ? globalThis.String(object.charset) : "",
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
+    };
+  },
+
+  toJSON(message: RotationPolicy): unknown {
+    const obj: any = {};
+    if (message.intervalSeconds !== 0) {
+      obj.intervalSeconds = Math.round(message.intervalSeconds);
+    }
+    if (message.length !== undefined) {
+      obj.length = Math.round(message.length);
+    }
+    if (message.charset !== "") {
+      obj.charset = message.charset;
+    }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotationPolicy>, I>>(base?: I): RotationPolicy {
+    return RotationPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotationPolicy>, I>>(object: I): RotationPolicy {
+    const message = createBaseRotationPolicy();
+    message.intervalSeconds = object.intervalSeconds ?? 0;
+    message.length = object.length ?? undefined;
+    message.charset = object.charset ?? "";
+    message.stage = object.stage ?? "";
     return message;
   },
 };
@@ -1798,13 +1985,22 @@ export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = 
 };
 
 function createBaseListSecretVersionsResponse(): ListSecretVersionsResponse {
-  return { versions: [] };
+  return { versions: [], rotationPolicy: undefined, nextRotationAt: undefined, lastRotatedAt: undefined };
 }
 
 export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> = {
   encode(message: ListSecretVersionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.versions) {
       SecretVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.rotationPolicy !== undefined) {
+      RotationPolicy.encode(message.rotationPolicy, writer.uint32(482).fork()).join();
+    }
+    if (message.nextRotationAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextRotationAt), writer.uint32(490).fork()).join();
+    }
+    if (message.lastRotatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastRotatedAt), writer.uint32(498).fork()).join();
     }
     return writer;
   },
@@ -1830,6 +2026,30 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
             message.versions.push(SecretVersion.decode(reader, reader.uint32()));
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.rotationPolicy = RotationPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 61: {
+            if (tag !== 490) {
+              break;
+            }
+
+            message.nextRotationAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 62: {
+            if (tag !== 498) {
+              break;
+            }
+
+            message.lastRotatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1847,6 +2067,21 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
       versions: globalThis.Array.isArray(object?.versions)
         ? object.versions.map((e: any) => SecretVersion.fromJSON(e))
         : [],
+      rotationPolicy: isSet(object.rotationPolicy)
+        ? RotationPolicy.fromJSON(object.rotationPolicy)
+        : isSet(object.rotation_policy)
+        ? RotationPolicy.fromJSON(object.rotation_policy)
+        : undefined,
+      nextRotationAt: isSet(object.nextRotationAt)
+        ? fromJsonTimestamp(object.nextRotationAt)
+        : isSet(object.next_rotation_at)
+        ? fromJsonTimestamp(object.next_rotation_at)
+        : undefined,
+      lastRotatedAt: isSet(object.lastRotatedAt)
+        ? fromJsonTimestamp(object.lastRotatedAt)
+        : isSet(object.last_rotated_at)
+        ? fromJsonTimestamp(object.last_rotated_at)
+        : undefined,
     };
   },
 
@@ -1854,6 +2089,15 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
     const obj: any = {};
     if (message.versions?.length) {
       obj.versions = message.versions.map((e) => SecretVersion.toJSON(e));
+    }
+    if (message.rotationPolicy !== undefined) {
+      obj.rotationPolicy = RotationPolicy.toJSON(message.rotationPolicy);
+    }
+    if (message.nextRotationAt !== undefined) {
+      obj.nextRotationAt = message.nextRotationAt.toISOString();
+    }
+    if (message.lastRotatedAt !== undefined) {
+      obj.lastRotatedAt = message.lastRotatedAt.toISOString();
     }
     return obj;
   },
@@ -1864,6 +2108,11 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
   fromPartial<I extends Exact<DeepPartial<ListSecretVersionsResponse>, I>>(object: I): ListSecretVersionsResponse {
     const message = createBaseListSecretVersionsResponse();
     message.versions = object.versions?.map((e) => SecretVersion.fromPartial(e)) || [];
+    message.rotationPolicy = (object.rotationPolicy !== undefined && object.rotationPolicy !== null)
+      ? RotationPolicy.fromPartial(object.rotationPolicy)
+      : undefined;
+    message.nextRotationAt = object.nextRotationAt ?? undefined;
+    message.lastRotatedAt = object.lastRotatedAt ?? undefined;
     return message;
   },
 };
