@@ -8,7 +8,7 @@ import {
   UnauthenticatedError,
   type VaultClient,
 } from 'vault/client';
-import { startTestApp, TEST_ROOT_TOKEN, type TestApp } from '../support/test-app.js';
+import { createTestClock, startTestApp, TEST_ROOT_TOKEN, type TestApp } from '../support/test-app.js';
 
 describe('the TypeScript SDK', () => {
   let t: TestApp;
@@ -114,5 +114,29 @@ describe('the TypeScript SDK', () => {
     const error = await down.vaults.listVaults().catch((e: unknown) => e);
     down.close();
     expect(error).toMatchObject({ name: expect.stringMatching(/UnavailableError|DeadlineExceededError/) });
+  });
+});
+
+describe('the SDK across a token expiry', () => {
+  it('keeps an agent working after the server lets its token expire, without the caller noticing', async () => {
+    const clock = createTestClock();
+    const t = await startTestApp({}, { clock });
+    const root = createVaultClient({ address: t.grpcAddress, credentials: { token: TEST_ROOT_TOKEN } });
+    try {
+      const vaultId = (await root.vaults.createVault({ name: 'expiry' })).vault!.id;
+      const created = await root.agents.createAgent({ name: 'short-lived', tokenTtlSeconds: 60 });
+      await root.policies.createPolicy({ vaultId, secretPathPattern: '**', principalType: 'agent', principalId: created.agent!.id, permissions: ['read', 'write'] });
+      // The SDK's own clock stands still, so only the server's refusal can make it renew.
+      const agent = createVaultClient({ address: t.grpcAddress, credentials: { apiKey: created.apiKey }, now: () => 0 });
+      await agent.secrets.putSecret({ vaultId, path: 'db', value: 'before-expiry' });
+      clock.advance(61_000);
+      expect((await agent.secrets.getSecret({ vaultId, path: 'db' })).secret?.value).toBe('before-expiry');
+      const issued = await root.audit.listAuditEvents({ action: 'token.issue', actorId: created.agent!.id });
+      expect(issued.events).toHaveLength(2);
+      agent.close();
+    } finally {
+      root.close();
+      await t.close();
+    }
   });
 });
