@@ -48,7 +48,9 @@ export function parsePrometheusText(text: string): Exposition {
     }
     const raw = match[3]!;
     const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`unreadable value at ${where}`);
+    // Prometheus reads floats with Go's ParseFloat, which takes NaN in any case; prom-client
+    // writes `Nan` (e.g. the event-loop lag before its first sample).
+    if (Number.isNaN(value) && !/^nan$/i.test(raw)) throw new Error(`unreadable value at ${where}`);
     samples.push({ name: match[1]!, labels, value });
   });
   return {
