@@ -117,7 +117,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const tls = config.tls ? createServerTls(config.tls, config.tlsMaterial) : undefined;
     const grpc = createGrpcServer({ methods, invoke, descriptorSet, tls });
     const metricsEndpoint = createMetricsEndpoint({ metrics, rootToken, unauthenticated: config.metricsUnauthenticated });
-    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metricsEndpoint);
+    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metricsEndpoint, tls);
     const http = createHttpGateway({
       methods,
       invoke,

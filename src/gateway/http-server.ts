@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import type { JsonValue } from '@bufbuild/protobuf';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from '../rpc/api-method.js';
-import type { ServerTls, TlsMaterial } from '../tls/server-tls.js';
+import { createHttpListener } from '../tls/http-listener.js';
+import type { ServerTls } from '../tls/server-tls.js';
 import { sanitizeRequestId, type Invoke } from '../rpc/invoker.js';
 import { RpcError } from '../rpc/rpc-error.js';
 import { errorBody, type ErrorBodySource } from './error-body.js';
@@ -192,16 +192,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       if (!res.headersSent) res.destroy();
     });
   };
-  const secure = tls
-    ? createHttpsServer(
-        // Without a client CA no certificate is asked for; with one, a client without a valid one fails the handshake.
-        { ...options, ...secureContextOptions(tls.current()), requestCert: tls.requireClientCertificate, rejectUnauthorized: tls.requireClientCertificate },
-        onRequest,
-      )
-    : undefined;
-  // A reload applies to new connections; open keep-alive connections keep their session.
-  if (secure) tls?.onChange((material) => secure.setSecureContext(secureContextOptions(material)));
-  const server: Server = secure ?? createServer(options, onRequest);
+  const server: Server = createHttpListener(options, onRequest, tls);
 
   // `Expect: 100-continue`: refuse a declared oversize body before the client sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -269,10 +260,6 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
 
 /** One year, the usual HSTS lifetime; no includeSubDomains: the vault does not speak for sibling hosts. */
 const HSTS = 'max-age=31536000';
-
-function secureContextOptions(material: TlsMaterial) {
-  return { cert: material.cert, key: material.key, ca: material.clientCa };
-}
 
 /** The client went away while its request was read; nobody is left to answer. */
 class ClientGoneError extends Error {

@@ -1,7 +1,9 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { status } from '@grpc/grpc-js';
 import { bearerToken, secretsEqual } from '../auth/authenticator.js';
 import { errorBody } from '../gateway/error-body.js';
+import { createHttpListener } from '../tls/http-listener.js';
+import type { ServerTls } from '../tls/server-tls.js';
 import type { Metrics } from './metrics.js';
 
 export const METRICS_PATH = '/metrics';
@@ -57,13 +59,13 @@ export function createMetricsEndpoint({ metrics, rootToken, unauthenticated }: M
   };
 }
 
-/** A listener of its own for VAULT_METRICS_PORT: only /metrics, everything else 404. */
-export function createMetricsServer(endpoint: MetricsEndpoint) {
-  const server: Server = createServer((req, res) => {
+/** A listener of its own for VAULT_METRICS_PORT (on TLS when the service is): only /metrics, everything else 404. */
+export function createMetricsServer(endpoint: MetricsEndpoint, tls: ServerTls | undefined) {
+  const server: Server = createHttpListener({}, (req, res) => {
     if (endpoint(req, res)) return;
     res.writeHead(404, { 'Content-Type': 'application/json; charset=utf-8' });
     res.end(JSON.stringify(errorBody({ code: status.NOT_FOUND, message: `only ${METRICS_PATH} is served on this port` }, 404)));
-  });
+  }, tls);
   return {
     listen(host: string, port: number): Promise<number> {
       return new Promise((resolve, reject) => {

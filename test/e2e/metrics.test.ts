@@ -2,7 +2,9 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
 import { parsePrometheusText, type Exposition } from '../support/prometheus-text.js';
+import { request as httpsRequest } from 'node:https';
 import { startTestApp, TEST_ROOT_TOKEN, unary, type TestApp } from '../support/test-app.js';
+import { createTestPki } from '../support/test-pki.js';
 
 const SECRET_PATH = 'metrics-probe/db-password';
 const SECRET_VALUE = 'hunter2-metrics-value';
@@ -126,6 +128,35 @@ describe('/metrics configuration', () => {
       expect((await scrape(t)).status).toBe(404);
     } finally {
       await t.close();
+    }
+  });
+
+  it('serves its own listener over TLS, with mTLS, when the service is on TLS', async () => {
+    const pki = await createTestPki();
+    const ca = await pki.ca('metrics');
+    const server = await ca.server('vault');
+    const scraper = await ca.client('prometheus');
+    const t = await startTestApp({ VAULT_METRICS_PORT: '0', VAULT_TLS_CERT_FILE: server.certFile, VAULT_TLS_KEY_FILE: server.keyFile, VAULT_TLS_CLIENT_CA_FILE: ca.certFile });
+    const get = (client?: { cert: Buffer; key: Buffer }) =>
+      new Promise<{ status: number; serial: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port: t.app.metricsPort, path: '/metrics', ca: ca.cert, ...client, headers: { authorization: `Bearer ${TEST_ROOT_TOKEN}` } },
+          (res) => {
+            const serial = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber;
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, serial }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect(await get({ cert: scraper.cert, key: scraper.key })).toEqual({ status: 200, serial: server.serial });
+      await expect(get()).rejects.toThrow();
+      await expect(fetch(`http://127.0.0.1:${t.app.metricsPort}/metrics`)).rejects.toThrow();
+    } finally {
+      await t.close();
+      await pki.remove();
     }
   });
 
