@@ -7,11 +7,12 @@ import { createHttpGateway } from './gateway/http-server.js';
 import { descriptorRegistry } from './gateway/route-table.js';
 import { createBarrier } from './crypto/barrier.js';
 import { checkKeysAgainstStorage } from './crypto/key-check.js';
-import { createKeyring } from './crypto/keyring.js';
+import { createKeyring, deriveKey } from './crypto/keyring.js';
 import { createAgentService } from './domain/agent-service.js';
 import { createAuditChain } from './domain/audit-chain.js';
 import { createAuditService } from './domain/audit-service.js';
 import { createMasterKeyService, openRetiredAuditKeys } from './domain/master-keys.js';
+import { createPageTokens } from './domain/paging.js';
 import { createPolicyService } from './domain/policy-service.js';
 import { createRotationScheduler, type RotationScheduler } from './domain/rotation-scheduler.js';
 import { createSecretService } from './domain/secret-service.js';
@@ -84,15 +85,17 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const appendAudit = storage.appendAudit.bind(storage);
     const access = createPolicyAccessControl({ policies: storage.policies, appendAudit, now });
     const tokens = createAgentTokens(keyring);
-    const vaults = createVaultService({ storage, access, now });
-    const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes, minRotationIntervalSeconds: config.minRotationIntervalSeconds });
+    // Every instance derives the same key, so a page token from one is good on any other.
+    const pages = createPageTokens(deriveKey(keyring.current, 'page tokens'));
+    const vaults = createVaultService({ storage, access, now, pages });
+    const secrets = createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: config.maxValueBytes, minRotationIntervalSeconds: config.minRotationIntervalSeconds, pages });
     const rotationScheduler = createRotationScheduler({
       storage,
       secrets,
       now,
       onError: (error, where) => logger.warn({ err: error, ...where }, 'scheduled rotation failed; will retry'),
     });
-    const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)) });
+    const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)), pages });
     const masterKeys = createMasterKeyService({ storage, barrier, keyring, access, now });
 
     const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, appendAudit, now });
@@ -103,9 +106,9 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const methods = guardRequests([
       ...vaultServiceMethods(vaults),
       ...secretServiceMethods(secrets),
-      ...agentServiceMethods(createAgentService({ storage, access, now, onCredentialsChanged })),
+      ...agentServiceMethods(createAgentService({ storage, access, now, onCredentialsChanged, pages })),
       ...authServiceMethods(createTokenExchange({ storage, tokens, now })),
-      ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged })),
+      ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged, pages })),
       ...auditServiceMethods(audit),
       ...systemServiceMethods({ storage, masterKeys, version: VERSION }),
     ], descriptorRegistry(descriptorSet));

@@ -4,6 +4,7 @@ import { generateApiKey, hashApiKey } from '../auth/api-key.js';
 import type { AgentChanges, AgentRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { invalidArgument, notFound, permissionDenied } from './errors.js';
+import { createdKey, createdPosition, createPageTokens, isCreatedKey, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import type { CallContext } from './principal.js';
 import { requireFuture, requireIntRange, requireText, requireUuid } from './validation.js';
 
@@ -31,7 +32,8 @@ export interface AgentService {
   create(context: CallContext, input: CreateAgentInput): Promise<{ agent: AgentRecord; apiKey: string }>;
   get(context: CallContext, agentId: string): Promise<AgentRecord>;
   getSelf(context: CallContext): Promise<AgentRecord>;
-  list(context: CallContext): Promise<AgentRecord[]>;
+  /** One page of agents, oldest first. */
+  list(context: CallContext, page?: PageRequest): Promise<Page<AgentRecord>>;
   update(context: CallContext, agentId: string, input: UpdateAgentInput): Promise<AgentRecord>;
   delete(context: CallContext, agentId: string): Promise<void>;
   rotateKey(context: CallContext, agentId: string): Promise<{ agent: AgentRecord; apiKey: string }>;
@@ -43,9 +45,10 @@ export interface AgentServiceDeps {
   now: () => Date;
   /** Told after this instance changed an agent's credentials, so its caches drop them at once. */
   onCredentialsChanged?: () => void;
+  pages?: PageTokens;
 }
 
-export function createAgentService({ storage, access, now, onCredentialsChanged = () => {} }: AgentServiceDeps): AgentService {
+export function createAgentService({ storage, access, now, onCredentialsChanged = () => {}, pages = createPageTokens() }: AgentServiceDeps): AgentService {
   const event = (context: CallContext, action: string, agentId: string, at = now()) =>
     auditEvent(context, at, { action, resourceType: 'agent', resourceId: agentId });
   const missing = (agentId: string) => notFound(`agent ${agentId} does not exist`);
@@ -90,9 +93,13 @@ export function createAgentService({ storage, access, now, onCredentialsChanged 
       return (await storage.agents.get(context.principal.id)) ?? Promise.reject(missing(context.principal.id));
     },
 
-    async list(context) {
+    async list(context, page = { pageSize: 0, pageToken: '' }) {
       access.requireOperator(context, 'list agents');
-      return storage.agents.list();
+      return listPage(pages, { list: 'agents', context, params: [] }, page, {
+        fetch: (after, limit) => storage.agents.list({ after: createdPosition(after), limit }),
+        keyOf: createdKey,
+        isKey: isCreatedKey,
+      });
     },
 
     async update(context, agentId, input) {

@@ -1,6 +1,8 @@
 import type { AccessControl } from '../auth/access-control.js';
 import type { Storage, StoredAuditEvent } from '../storage/storage.js';
 import { AUDIT_SCHEME, type AuditChain } from './audit-chain.js';
+import { invalidArgument } from './errors.js';
+import { createPageTokens, requirePageSize, type Page, type PageTokens } from './paging.js';
 import type { CallContext } from './principal.js';
 import { requireTimestamp } from './timestamp-range.js';
 import { requireIntRange } from './validation.js';
@@ -11,8 +13,12 @@ export interface AuditQuery {
   resourceId: string;
   from: Date | undefined;
   to: Date | undefined;
+  /** The older way to page (kept for existing clients): 0 = 100; OFFSET, so deep pages cost more. */
   limit: number;
   offset: number;
+  /** AIP-158 paging; `pageSize` wins over `limit` when both are given. */
+  pageSize?: number;
+  pageToken?: string;
 }
 
 export interface ChainVerification {
@@ -27,7 +33,17 @@ const SEAL_BATCH = 500;
 const VERIFY_BATCH = 1000;
 
 /** Reads and verifies the audit trail, and seals pending events into the chain. */
-export function createAuditService({ storage, access, chain }: { storage: Pick<Storage, 'audit'>; access: AccessControl; chain: AuditChain }) {
+export function createAuditService({
+  storage,
+  access,
+  chain,
+  pages = createPageTokens(),
+}: {
+  storage: Pick<Storage, 'audit'>;
+  access: AccessControl;
+  chain: AuditChain;
+  pages?: PageTokens;
+}) {
   /** Links every pending event; each instance calls this periodically and before reads. */
   async function sealPending(): Promise<number> {
     let total = 0;
@@ -41,18 +57,35 @@ export function createAuditService({ storage, access, chain }: { storage: Pick<S
   return {
     sealPending,
 
-    async list(context: CallContext, query: AuditQuery): Promise<StoredAuditEvent[]> {
+    /**
+     * Newest first. Without a page token this is today's limit/offset listing; either way the
+     * answer carries a next_page_token (keyset on the event's seq) when more events match.
+     */
+    async list(context: CallContext, query: AuditQuery): Promise<Page<StoredAuditEvent>> {
       access.requireOperator(context, 'read the audit trail');
+      const size = query.pageSize ? requirePageSize(query.pageSize) : query.limit === 0 ? 100 : requireIntRange('limit', query.limit, 1, 1000);
+      const offset = requireIntRange('offset', query.offset, 0, 1_000_000_000);
+      const scope = {
+        list: 'audit-events',
+        context,
+        params: [query.action, query.actorId, query.resourceId, query.from?.toISOString(), query.to?.toISOString()],
+      };
+      const before = pages.open(scope, query.pageToken ?? '');
+      if (before !== undefined && typeof before !== 'number') throw invalidArgument('page_token is not valid for this list');
+      if (before !== undefined && offset !== 0) throw invalidArgument('offset cannot be combined with page_token: the token already says where the page starts');
       await sealPending();
-      return storage.audit.list({
+      const rows = await storage.audit.list({
         action: query.action || undefined,
         actorId: query.actorId || undefined,
         resourceId: query.resourceId || undefined,
         from: requireTimestamp('from', query.from),
         to: requireTimestamp('to', query.to),
-        limit: query.limit === 0 ? 100 : requireIntRange('limit', query.limit, 1, 1000),
-        offset: requireIntRange('offset', query.offset, 0, 1_000_000_000),
+        beforeSeq: before,
+        limit: size + 1,
+        offset,
       });
+      const items = rows.slice(0, size);
+      return { items, nextPageToken: rows.length > size ? pages.issue(scope, items[items.length - 1]!.seq) : '' };
     },
 
     /**

@@ -4,6 +4,7 @@ import { isValidGlob } from '../auth/path-glob.js';
 import type { PolicyChanges, PolicyRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { invalidArgument, notFound } from './errors.js';
+import { createdKey, createdPosition, createPageTokens, isCreatedKey, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import type { CallContext } from './principal.js';
 import { quote, requireFuture, requireIntRange, requireMetadata, requireUuid } from './validation.js';
 import type { VaultService } from './vault-service.js';
@@ -35,7 +36,8 @@ export interface UpdatePolicyInput {
 /** Access policies of a vault; only operators manage them. */
 export interface PolicyService {
   create(context: CallContext, input: CreatePolicyInput): Promise<PolicyRecord>;
-  list(context: CallContext, vaultId: string): Promise<PolicyRecord[]>;
+  /** One page of the vault's policies, oldest first. */
+  list(context: CallContext, vaultId: string, page?: PageRequest): Promise<Page<PolicyRecord>>;
   update(context: CallContext, vaultId: string, policyId: string, input: UpdatePolicyInput): Promise<PolicyRecord>;
   delete(context: CallContext, vaultId: string, policyId: string): Promise<void>;
 }
@@ -59,6 +61,7 @@ export function createPolicyService({
   vaults,
   now,
   onCredentialsChanged = () => {},
+  pages = createPageTokens(),
 }: {
   storage: Pick<Storage, 'policies' | 'agents'>;
   access: AccessControl;
@@ -66,6 +69,7 @@ export function createPolicyService({
   now: () => Date;
   /** Told after a policy change, which revokes the named agent's tokens. */
   onCredentialsChanged?: () => void;
+  pages?: PageTokens;
 }): PolicyService {
   const event = (context: CallContext, action: string, vaultId: string, policyId: string, at = now()) =>
     auditEvent(context, at, { action, resourceType: 'policy', resourceId: policyId, vaultId });
@@ -102,10 +106,14 @@ export function createPolicyService({
       return policy;
     },
 
-    async list(context, vaultId) {
+    async list(context, vaultId, page = { pageSize: 0, pageToken: '' }) {
       access.requireOperator(context, 'read policies');
       await vaults.require(context, vaultId);
-      return storage.policies.list(vaultId);
+      return listPage(pages, { list: 'policies', context, params: [vaultId] }, page, {
+        fetch: (after, limit) => storage.policies.list(vaultId, { after: createdPosition(after), limit }),
+        keyOf: createdKey,
+        isKey: isCreatedKey,
+      });
     },
 
     async update(context, vaultId, policyId, input) {

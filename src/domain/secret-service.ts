@@ -7,6 +7,7 @@ import type { NewSecretVersion, PathSchedule, RotationSchedule, SecretVersionRec
 import { auditEvent } from './audit-event.js';
 import { secretContext } from './sealing-contexts.js';
 import { dataLoss, failedPrecondition, gone, invalidArgument, notFound } from './errors.js';
+import { createPageTokens, isNumber, isString, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import { SYSTEM, type CallContext } from './principal.js';
 import type { VaultService } from './vault-service.js';
 import {
@@ -71,8 +72,10 @@ export interface SecretService {
   /** The latest readable version, or with `stage` the version in that stage. */
   get(context: CallContext, vaultId: string, path: string, stage?: string): Promise<SecretWithValue>;
   getVersion(context: CallContext, vaultId: string, path: string, version: number): Promise<SecretWithValue>;
-  list(context: CallContext, vaultId: string, prefix: string): Promise<SecretVersionView[]>;
-  listVersions(context: CallContext, vaultId: string, path: string): Promise<SecretVersionView[]>;
+  /** One page of the vault's secrets the caller may read, by path. */
+  list(context: CallContext, vaultId: string, prefix: string, page?: PageRequest): Promise<Page<SecretVersionView>>;
+  /** One page of a secret's versions, newest first. */
+  listVersions(context: CallContext, vaultId: string, path: string, page?: PageRequest): Promise<Page<SecretVersionView>>;
   setDisabled(context: CallContext, vaultId: string, path: string, version: number, disabled: boolean): Promise<void>;
   /** The path's rotation schedule (`read` permission); policy null without one. */
   schedule(context: CallContext, vaultId: string, path: string): Promise<PathSchedule>;
@@ -96,9 +99,13 @@ export interface SecretServiceDeps {
   maxValueBytes: number;
   /** Shortest rotation_policy interval accepted; default 60. */
   minRotationIntervalSeconds?: number;
+  /** Page tokens; share one key across instances (app.ts derives it from the master key). */
+  pages?: PageTokens;
 }
 
-export function createSecretService({ storage, barrier, access, vaults, now, maxValueBytes, minRotationIntervalSeconds = 60 }: SecretServiceDeps): SecretService {
+const FIRST_PAGE: PageRequest = { pageSize: 0, pageToken: '' };
+
+export function createSecretService({ storage, barrier, access, vaults, now, maxValueBytes, minRotationIntervalSeconds = 60, pages = createPageTokens() }: SecretServiceDeps): SecretService {
   /** Validates ids, authorizes, and for writes checks the vault exists. */
   async function admit(context: CallContext, vaultId: string, path: string, action: 'read' | 'write' | 'rotate' | 'delete') {
     requireUuid('vault_id', vaultId);
@@ -364,17 +371,30 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       return read(context, vaultId, path, { kind: 'number', version: requireVersion(version) });
     },
 
-    async list(context, vaultId, prefix) {
+    async list(context, vaultId, prefix, page = FIRST_PAGE) {
       requireUuid('vault_id', vaultId);
       await vaults.require(context, vaultId);
       const readable = await access.readablePaths(context, vaultId);
-      return (await storage.secrets.listLatest(vaultId, prefix)).filter((v) => readable(v.path)).map(view);
+      // Filtered while paging, so a page holds only readable paths and its token continues after
+      // the last row scanned, whether or not that row was readable.
+      const listed = await listPage(pages, { list: 'secrets', context, params: [vaultId, prefix] }, page, {
+        fetch: (after, limit) => storage.secrets.listLatest(vaultId, prefix, { after, limit }),
+        keyOf: (v) => v.path,
+        keep: (v) => readable(v.path),
+        isKey: isString,
+      });
+      return { items: listed.items.map(view), nextPageToken: listed.nextPageToken };
     },
 
-    async listVersions(context, vaultId, path) {
+    async listVersions(context, vaultId, path, page = FIRST_PAGE) {
       await admit(context, vaultId, path, 'read');
-      const versions = await storage.secrets.listVersions(vaultId, path);
-      if (versions.length === 0) {
+      const listed = await listPage(pages, { list: 'secret-versions', context, params: [vaultId, path] }, page, {
+        fetch: (after, limit) => storage.secrets.listVersions(vaultId, path, { after, limit }),
+        keyOf: (v) => v.version,
+        isKey: isNumber,
+      });
+      const versions = listed.items;
+      if (versions.length === 0 && page.pageToken === '') {
         const { exists, deleted } = await storage.secrets.lookup(vaultId, path, { kind: 'latest' });
         if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, { path, vault_id: vaultId });
         if (!exists) {
@@ -382,7 +402,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           throw notFound(`secret ${quote(path)} does not exist in vault ${vaultId}`);
         }
       }
-      return versions.map(view);
+      return { items: versions.map(view), nextPageToken: listed.nextPageToken };
     },
 
     async setDisabled(context, vaultId, path, version, disabled) {

@@ -3,12 +3,14 @@ import type { AccessControl } from '../auth/access-control.js';
 import type { Storage, VaultRecord } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { notFound } from './errors.js';
+import { createdKey, createdPosition, createPageTokens, isCreatedKey, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import type { CallContext } from './principal.js';
 import { requireText, requireUuid } from './validation.js';
 
 export interface VaultService {
   create(context: CallContext, input: { name: string; description: string }): Promise<VaultRecord>;
-  list(context: CallContext): Promise<VaultRecord[]>;
+  /** One page of vaults, oldest first. */
+  list(context: CallContext, page?: PageRequest): Promise<Page<VaultRecord>>;
   get(context: CallContext, vaultId: string): Promise<VaultRecord>;
   delete(context: CallContext, vaultId: string): Promise<void>;
   /** Returns the vault or throws NOT_FOUND; used by other services before they act on a vault. */
@@ -19,9 +21,10 @@ export interface VaultServiceDeps {
   storage: Storage;
   access: AccessControl;
   now: () => Date;
+  pages?: PageTokens;
 }
 
-export function createVaultService({ storage, access, now }: VaultServiceDeps): VaultService {
+export function createVaultService({ storage, access, now, pages = createPageTokens() }: VaultServiceDeps): VaultService {
   async function require(_context: CallContext, vaultId: string) {
     requireUuid('vault_id', vaultId);
     const vault = await storage.vaults.get(vaultId);
@@ -49,9 +52,13 @@ export function createVaultService({ storage, access, now }: VaultServiceDeps): 
       return vault;
     },
 
-    async list(context) {
+    async list(context, page = { pageSize: 0, pageToken: '' }) {
       access.requireOperator(context, 'list vaults');
-      return storage.vaults.list();
+      return listPage(pages, { list: 'vaults', context, params: [] }, page, {
+        fetch: (after, limit) => storage.vaults.list({ after: createdPosition(after), limit }),
+        keyOf: createdKey,
+        isKey: isCreatedKey,
+      });
     },
 
     async get(context, vaultId) {

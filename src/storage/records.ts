@@ -196,6 +196,8 @@ export interface PolicyChanges {
 
 /** An audit event as stored, with its place in the HMAC chain once sealed. */
 export interface StoredAuditEvent extends AuditRecord {
+  /** Position in the log from 1, in the order events were written (the audit list's keyset key). */
+  seq: number;
   /** Position in the chain from 1; null until the event is sealed. */
   chainIndex: number | null;
   /** Hex HMAC over the previous hash and this event; null until sealed. */
@@ -212,6 +214,8 @@ export interface AuditFilter {
   to?: Date;
   limit: number;
   offset: number;
+  /** Only events older than this `seq` (keyset paging, newest first). */
+  beforeSeq?: number;
 }
 
 /** The last sealed link of the chain. */
@@ -223,3 +227,18 @@ export interface ChainHead {
 
 /** Computes one link: called in chain order with the previous link's hash ('' for the first). */
 export type ChainLinker = (previousHash: string, event: AuditRecord, chainIndex: number) => { hash: string; keyId: string };
+
+/**
+ * One keyset page: at most `limit` rows that come after `after` in the list's own order (absent:
+ * from the start). A list method given no page returns everything, as before pages existed.
+ */
+export interface KeysetPage<K> {
+  after?: K;
+  limit: number;
+}
+
+/** Where a list ordered by creation time, then id, has got to. */
+export interface CreatedPosition {
+  createdAt: Date;
+  id: string;
+}

@@ -5,6 +5,8 @@ import type {
   AuditFilter,
   ChainHead,
   ChainLinker,
+  CreatedPosition,
+  KeysetPage,
   PolicyChanges,
   PolicyRecord,
   StoredAuditEvent,
@@ -62,8 +64,8 @@ export type RetryCause = 'deadlock' | 'lock_wait_timeout' | 'cluster_not_ready' 
 export interface VaultStore {
   create(vault: VaultRecord, audit: AuditRecord[]): Promise<void>;
   get(id: string): Promise<VaultRecord | null>;
-  /** Oldest first. */
-  list(): Promise<VaultRecord[]>;
+  /** Oldest first (created_at, then id). */
+  list(page?: KeysetPage<CreatedPosition>): Promise<VaultRecord[]>;
   /** Removes the vault and everything in it. False if there was no such vault. */
   delete(id: string, audit: AuditRecord[]): Promise<boolean>;
 }
@@ -113,14 +115,14 @@ export interface SecretStore {
    */
   consumeRead(vaultId: string, path: string, version: number, audit: AuditRecord[]): Promise<boolean>;
 
-  /** Every version of a path that is not deleted, newest first. */
-  listVersions(vaultId: string, path: string): Promise<SecretVersionRecord[]>;
+  /** Every version of a path that is not deleted, newest first; `page.after` = versions below it. */
+  listVersions(vaultId: string, path: string, page?: KeysetPage<number>): Promise<SecretVersionRecord[]>;
 
   /**
    * The newest version of each path that is not deleted (disabled ones included), ordered by
-   * path bytes, optionally only paths starting with `prefix`.
+   * path bytes, optionally only paths starting with `prefix`; `page.after` = paths after it.
    */
-  listLatest(vaultId: string, prefix: string): Promise<SecretVersionRecord[]>;
+  listLatest(vaultId: string, prefix: string, page?: KeysetPage<string>): Promise<SecretVersionRecord[]>;
 
   /** Sets a version's disabled flag. False if the version does not exist (or is deleted). */
   setDisabled(
@@ -200,8 +202,8 @@ export interface AgentStore {
   get(id: string): Promise<AgentRecord | null>;
   /** The agent whose current key has this SHA-256 hash. */
   getByKeyHash(keyHash: Uint8Array): Promise<AgentRecord | null>;
-  /** Oldest first. */
-  list(): Promise<AgentRecord[]>;
+  /** Oldest first (created_at, then id). */
+  list(page?: KeysetPage<CreatedPosition>): Promise<AgentRecord[]>;
   /**
    * Applies the changes; bumps the credential generation when `isActive` changes, so tokens
    * issued before a deactivation never work again. Null if there is no such agent.
@@ -221,8 +223,8 @@ export interface AgentStore {
  */
 export interface PolicyStore {
   create(policy: PolicyRecord, audit: AuditRecord[]): Promise<void>;
-  /** Oldest first. */
-  list(vaultId: string): Promise<PolicyRecord[]>;
+  /** Oldest first (created_at, then id). */
+  list(vaultId: string, page?: KeysetPage<CreatedPosition>): Promise<PolicyRecord[]>;
   /** The policies of one vault naming one principal. */
   listFor(vaultId: string, principalId: string): Promise<PolicyRecord[]>;
   update(vaultId: string, id: string, changes: PolicyChanges, audit: AuditRecord[]): Promise<PolicyRecord | null>;
@@ -235,7 +237,7 @@ export interface PolicyStore {
  * own, so only sealers contend, and an edited or deleted sealed row breaks the chain.
  */
 export interface AuditStore {
-  /** Newest first. */
+  /** Newest first (by seq). */
   list(filter: AuditFilter): Promise<StoredAuditEvent[]>;
   /**
    * Seals up to `max` pending events in commit order; returns how many it sealed. With `fence`,

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LeaseLostError, VaultMissingError } from '../../src/storage/storage-errors.js';
-import type { AgentRecord, AuditRecord, NewSecretVersion, PolicyRecord, Storage, VaultRecord } from '../../src/storage/storage.js';
+import type { AgentRecord, AuditRecord, CreatedPosition, NewSecretVersion, PolicyRecord, Storage, VaultRecord } from '../../src/storage/storage.js';
 
 /**
  * The storage contract: every Storage implementation must pass this suite unchanged (after
@@ -580,6 +580,66 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
           await storage.policies.create(policy(), []);
           await storage.vaults.delete(vault.id, []);
           expect(await storage.policies.list(vault.id)).toEqual([]);
+        });
+      });
+
+      describe('keyset pages', () => {
+        /** Walks a list page by page with the storage's own keyset parameter. */
+        async function walk<T, K>(fetch: (after: K | undefined) => Promise<T[]>, keyOf: (row: T) => K): Promise<T[][]> {
+          const pages: T[][] = [];
+          let after: K | undefined;
+          for (;;) {
+            const page = await fetch(after);
+            if (page.length === 0) return pages;
+            pages.push(page);
+            after = keyOf(page[page.length - 1]!);
+          }
+        }
+        const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second));
+
+        it('pages vaults, agents and policies by (created_at, id), ties broken by id bytes', async () => {
+          const vaults = [vault];
+          for (let i = 0; i < 5; i++) vaults.push({ ...newVault(`v${i}`), createdAt: i < 3 ? at(1) : at(2) });
+          for (const v of vaults.slice(1)) await storage.vaults.create(v, []);
+          const order = (rows: Array<{ createdAt: Date; id: string }>) =>
+            [...rows].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || Buffer.compare(Buffer.from(a.id), Buffer.from(b.id))).map((r) => r.id);
+          const vaultPages = await walk((after?: CreatedPosition) => storage.vaults.list({ after, limit: 2 }), (v) => ({ createdAt: v.createdAt, id: v.id }));
+          expect(vaultPages.map((p) => p.length)).toEqual([2, 2, 2]);
+          expect(vaultPages.flat().map((v) => v.id)).toEqual(order(vaults));
+          expect(vaultPages.flat()).toEqual(await storage.vaults.list());
+
+          const agents = Array.from({ length: 5 }, (_, i) => agent({ createdAt: i < 3 ? at(1) : at(2) }));
+          for (const a of agents) await storage.agents.create(a, []);
+          const agentPages = await walk((after?: CreatedPosition) => storage.agents.list({ after, limit: 2 }), (a) => ({ createdAt: a.createdAt, id: a.id }));
+          expect(agentPages.flat().map((a) => a.id)).toEqual(order(agents));
+
+          const policies = Array.from({ length: 5 }, (_, i) => policy({ principalId: agents[0]!.id, createdAt: i < 3 ? at(1) : at(2) }));
+          for (const p of policies) await storage.policies.create(p, []);
+          const policyPages = await walk((after?: CreatedPosition) => storage.policies.list(vault.id, { after, limit: 3 }), (p) => ({ createdAt: p.createdAt, id: p.id }));
+          expect(policyPages.map((p) => p.length)).toEqual([3, 2]);
+          expect(policyPages.flat().map((p) => p.id)).toEqual(order(policies));
+        });
+
+        it('pages the newest versions of paths by path bytes, within a prefix, and versions newest first', async () => {
+          const paths = ['a/1', 'a/10', 'a/2', 'a/Z', 'a/z', 'b/1'];
+          for (const path of paths) await put(path, 'x');
+          for (let i = 0; i < 4; i++) await put('a/2', 'again');
+          const latest = await walk((after?: string) => storage.secrets.listLatest(vault.id, 'a/', { after, limit: 2 }), (v) => v.path);
+          expect(latest.map((p) => p.map((v) => v.path))).toEqual([['a/1', 'a/10'], ['a/2', 'a/Z'], ['a/z']]);
+          expect(latest.flat().find((v) => v.path === 'a/2')?.version).toBe(5);
+          const versions = await walk((after?: number) => storage.secrets.listVersions(vault.id, 'a/2', { after, limit: 2 }), (v) => v.version);
+          expect(versions.map((p) => p.map((v) => v.version))).toEqual([[5, 4], [3, 2], [1]]);
+          // A page after a path that no longer exists still starts at the next one.
+          await storage.secrets.delete(vault.id, 'a/2', []);
+          expect((await storage.secrets.listLatest(vault.id, 'a/', { after: 'a/10', limit: 10 })).map((v) => v.path)).toEqual(['a/Z', 'a/z']);
+        });
+
+        it('pages audit events newest first by seq', async () => {
+          await storage.appendAudit([event('a'), event('b'), event('c'), event('d'), event('e')]);
+          const pages = await walk((before?: number) => storage.audit.list({ limit: 2, offset: 0, beforeSeq: before }), (e) => e.seq);
+          expect(pages.map((p) => p.map((e) => e.action))).toEqual([['e', 'd'], ['c', 'b'], ['a']]);
+          const seqs = pages.flat().map((e) => e.seq);
+          expect(seqs).toEqual([...seqs].sort((x, y) => y - x));
         });
       });
     });

@@ -171,9 +171,9 @@ describe('authorization details', () => {
   it('answers an allowed agent with only the secrets it may read', async () => {
     const { secrets } = t.clients;
     await unary(secrets, secrets.putSecret, { vaultId: fixture.vault, path: 'other/thing', value: 'x', type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: 0 }, t.auth());
-    const listed = await unary(secrets, secrets.listSecrets, { vaultId: fixture.vault, prefix: '' }, t.auth(fixture.tokens['agent allowed']!));
+    const listed = await unary(secrets, secrets.listSecrets, { vaultId: fixture.vault, prefix: '', pageSize: 0, pageToken: '' }, t.auth(fixture.tokens['agent allowed']!));
     expect(listed.secrets.map((s) => s.path).sort()).toEqual(['matrix/secret', 'other/thing']);
-    const denied = await unary(secrets, secrets.listSecrets, { vaultId: fixture.vault, prefix: '' }, t.auth(fixture.tokens['agent denied']!));
+    const denied = await unary(secrets, secrets.listSecrets, { vaultId: fixture.vault, prefix: '', pageSize: 0, pageToken: '' }, t.auth(fixture.tokens['agent denied']!));
     expect(denied.secrets).toEqual([]);
   });
 

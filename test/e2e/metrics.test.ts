@@ -118,7 +118,7 @@ describe('/metrics configuration', () => {
       const base = `http://127.0.0.1:${t.app.metricsPort}`;
       expect(t.app.metricsPort).toBeGreaterThan(0);
       expect(t.app.metricsPort).not.toBe(t.app.httpPort);
-      await unary(t.clients.vaults, t.clients.vaults.listVaults, {}, t.auth());
+      await unary(t.clients.vaults, t.clients.vaults.listVaults, { pageSize: 0, pageToken: '' }, t.auth());
       const own = await scrape(t, base);
       expect(own.status).toBe(200);
       expect(parsePrometheusText(own.text).value('vault_rpc_requests_total', { service: 'vault.v1.VaultService', method: 'ListVaults', code: 'OK', transport: 'grpc' })).toBe(1);
@@ -163,7 +163,7 @@ describe('/metrics configuration', () => {
   it('keeps each app instance on a registry of its own', async () => {
     const [a, b] = await Promise.all([startTestApp(), startTestApp()]);
     try {
-      await unary(a.clients.vaults, a.clients.vaults.listVaults, {}, a.auth());
+      await unary(a.clients.vaults, a.clients.vaults.listVaults, { pageSize: 0, pageToken: '' }, a.auth());
       const labels = { service: 'vault.v1.VaultService', method: 'ListVaults', code: 'OK', transport: 'grpc' };
       expect((await metrics(a)).value('vault_rpc_requests_total', labels)).toBe(1);
       expect((await metrics(b)).value('vault_rpc_requests_total', labels)).toBe(0);
@@ -187,7 +187,7 @@ describeWithDatabase('/metrics on MySQL', () => {
   });
 
   it('reports the pool from the live pool at scrape time', async () => {
-    await unary(t.clients.vaults, t.clients.vaults.listVaults, {}, t.auth());
+    await unary(t.clients.vaults, t.clients.vaults.listVaults, { pageSize: 0, pageToken: '' }, t.auth());
     const exposition = await metrics(t);
     expect(exposition.value('vault_db_pool_connections')).toBe(4);
     // Background work (the sealer, the cluster lease) may hold one; exact counts: mysql-transaction.test.ts.

@@ -52,7 +52,7 @@ describe.skipIf(skip)('database restart under a running service', () => {
     call(t.clients.secrets, t.clients.secrets.putSecret, { vaultId, path, value, type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: 0 });
   const getVersion = (path: string, version: number) => call(t.clients.secrets, t.clients.secrets.getSecretVersion, { vaultId, path, version });
   const versionsOf = async (path: string) =>
-    (await call(t.clients.secrets, t.clients.secrets.listSecretVersions, { vaultId, path })).versions.map((v) => v.version).sort((a, b) => a - b);
+    (await call(t.clients.secrets, t.clients.secrets.listSecretVersions, { vaultId, path, pageSize: 0, pageToken: '' })).versions.map((v) => v.version).sort((a, b) => a - b);
   /** The gRPC code a call ends with. */
   const codeOf = async (promise: Promise<unknown>) =>
     status[

@@ -31,7 +31,7 @@ describeWithDatabase('scheduled rotation across instances', () => {
   const put = (t: TestApp, vaultId: string, path: string, rotationPolicy?: RotationPolicy) =>
     unary(t.clients.secrets, t.clients.secrets.putSecret, { vaultId, path, value: 'initial', type: 'password', metadata: undefined, expiresAt: undefined, maxAccessCount: 0, rotationPolicy }, t.auth());
   const versions = (t: TestApp, vaultId: string, path: string) =>
-    unary(t.clients.secrets, t.clients.secrets.listSecretVersions, { vaultId, path }, t.auth());
+    unary(t.clients.secrets, t.clients.secrets.listSecretVersions, { vaultId, path, pageSize: 0, pageToken: '' }, t.auth());
   const tickAll = async () => (await Promise.all(apps.map((a) => a.app.rotationScheduler.tick()))).reduce((x, y) => x + y, 0);
 
   it('rotates each scheduled secret exactly once per due time on three instances, and once after an outage', async () => {
@@ -71,7 +71,7 @@ describeWithDatabase('scheduled rotation across instances', () => {
     expect((await versions(a!, vaultId, 'db/unscheduled')).versions).toHaveLength(1);
 
     // Rotations are audited as the system actor, and the value follows the policy.
-    const audit = await unary(a!.clients.audit, a!.clients.audit.listAuditEvents, { action: 'secret.rotate', actorId: '', resourceId: 'db/one', from: undefined, to: undefined, limit: 50, offset: 0 }, a!.auth());
+    const audit = await unary(a!.clients.audit, a!.clients.audit.listAuditEvents, { action: 'secret.rotate', actorId: '', resourceId: 'db/one', from: undefined, to: undefined, limit: 50, offset: 0, pageSize: 0, pageToken: '' }, a!.auth());
     expect(audit.events.map((e) => [e.actorType, e.actorId])).toEqual(Array.from({ length: 5 }, () => ['system', 'system']));
     const read = await unary(a!.clients.secrets, a!.clients.secrets.getSecret, { vaultId, path: 'db/one' }, a!.auth());
     expect(read.secret!.value).toMatch(/^[A-Za-z0-9]{24}$/);

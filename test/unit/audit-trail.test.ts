@@ -89,10 +89,10 @@ describe('audit trail', () => {
   });
 
   it('lists newest first with filters, and only for operators', async () => {
-    const listed = await audit.list(root, { action: '', actorId: '', resourceId: 'path/3', from: undefined, to: undefined, limit: 0, offset: 0 });
+    const listed = (await audit.list(root, { action: '', actorId: '', resourceId: 'path/3', from: undefined, to: undefined, limit: 0, offset: 0 })).items;
     expect(listed.map((e) => e.requestId)).toEqual(['req-3']);
     expect(listed[0]!.chainIndex).toBe(3);
-    const page = await audit.list(root, { action: 'secret.read', actorId: 'root', resourceId: '', from: new Date(Date.UTC(2026, 0, 1, 0, 0, 5)), to: undefined, limit: 2, offset: 1 });
+    const page = (await audit.list(root, { action: 'secret.read', actorId: 'root', resourceId: '', from: new Date(Date.UTC(2026, 0, 1, 0, 0, 5)), to: undefined, limit: 2, offset: 1 })).items;
     expect(page.map((e) => e.requestId)).toEqual(['req-9', 'req-8']);
     const agent: CallContext = { principal: { type: 'agent', id: 'a' }, requestId: 'r' };
     await expect(audit.verify(agent)).rejects.toBeInstanceOf(VaultError);

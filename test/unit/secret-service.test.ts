@@ -74,7 +74,7 @@ describe('secret service', () => {
     await secrets.setDisabled(root, vaultId, 'p', 2, true); // idempotent
     expect((await secrets.get(root, vaultId, 'p')).value).toBe('one');
     await failsWith(secrets.getVersion(root, vaultId, 'p', 2), 'gone', 'SECRET_VERSION_DISABLED');
-    expect((await secrets.listVersions(root, vaultId, 'p')).map((v) => [v.version, v.disabled])).toEqual([
+    expect((await secrets.listVersions(root, vaultId, 'p')).items.map((v) => [v.version, v.disabled])).toEqual([
       [2, true],
       [1, false],
     ]);
@@ -142,7 +142,7 @@ describe('secret service', () => {
     await failsWith(rotate('p', { length: 0 }), 'invalid_argument');
     await failsWith(rotate('p', { charset: 'HEX' }), 'invalid_argument');
     await failsWith(rotate('missing'), 'not_found');
-    expect((await secrets.listVersions(root, vaultId, 'p')).map((v) => v.version)).toEqual([1]);
+    expect((await secrets.listVersions(root, vaultId, 'p')).items.map((v) => v.version)).toEqual([1]);
   });
 
   it('deletes every version, 410s later reads, hides the path and continues numbering on re-create', async () => {
@@ -153,7 +153,7 @@ describe('secret service', () => {
     await failsWith(secrets.getVersion(root, vaultId, 'p', 1), 'gone', 'SECRET_DELETED');
     await failsWith(secrets.listVersions(root, vaultId, 'p'), 'gone', 'SECRET_DELETED');
     await failsWith(rotate('p'), 'not_found');
-    expect(await secrets.list(root, vaultId, '')).toEqual([]);
+    expect((await secrets.list(root, vaultId, '')).items).toEqual([]);
     expect((await put('p', 'three')).version).toBe(3);
     expect((await secrets.get(root, vaultId, 'p')).value).toBe('three');
     await failsWith(secrets.getVersion(root, vaultId, 'p', 2), 'gone', 'SECRET_DELETED');
@@ -165,7 +165,7 @@ describe('secret service', () => {
     await put('a/y', '1');
     await put('b', '1');
     await secrets.setDisabled(root, vaultId, 'a/y', 1, true);
-    const listed = await secrets.list(root, vaultId, 'a/');
+    const listed = (await secrets.list(root, vaultId, 'a/')).items;
     expect(listed.map((v) => [v.path, v.version, v.disabled])).toEqual([
       ['a/x', 2, false],
       ['a/y', 1, true],

@@ -18,8 +18,9 @@ export function agentServiceMethods(agents: AgentService) {
       });
       return { agent: toAgent(agent), apiKey };
     },
-    async listAgents(context) {
-      return { agents: (await agents.list(context)).map(toAgent) };
+    async listAgents(context, request) {
+      const page = await agents.list(context, { pageSize: request.pageSize, pageToken: request.pageToken });
+      return { agents: page.items.map(toAgent), nextPageToken: page.nextPageToken };
     },
     async getAgentSelf(context) {
       return { agent: toAgent(await agents.getSelf(context)) };

@@ -15,8 +15,10 @@ export function auditServiceMethods(audit: AuditService) {
         to: request.to,
         limit: request.limit,
         offset: request.offset,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
       });
-      return { events: events.map(toEvent), count: events.length };
+      return { events: events.items.map(toEvent), count: events.items.length, nextPageToken: events.nextPageToken };
     },
     async verifyAuditChain(context) {
       const verification = await audit.verify(context);

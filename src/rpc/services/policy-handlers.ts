@@ -21,7 +21,8 @@ export function policyServiceMethods(policies: PolicyService) {
       return { policy: toPolicy(policy) };
     },
     async listPolicies(context, request) {
-      return { policies: (await policies.list(context, request.vaultId)).map(toPolicy) };
+      const page = await policies.list(context, request.vaultId, { pageSize: request.pageSize, pageToken: request.pageToken });
+      return { policies: page.items.map(toPolicy), nextPageToken: page.nextPageToken };
     },
     async updatePolicy(context, request) {
       const policy = await policies.update(context, request.vaultId, request.policyId, {

@@ -28,17 +28,19 @@ export function secretServiceMethods(secrets: SecretService) {
       return { secret: toSecret(await secrets.get(context, request.vaultId, request.path, request.stage)) };
     },
     async listSecrets(context, request) {
-      return { secrets: (await secrets.list(context, request.vaultId, request.prefix)).map(toVersion) };
+      const page = await secrets.list(context, request.vaultId, request.prefix, { pageSize: request.pageSize, pageToken: request.pageToken });
+      return { secrets: page.items.map(toVersion), nextPageToken: page.nextPageToken };
     },
     async deleteSecret(context, request) {
       await secrets.delete(context, request.vaultId, request.path);
       return {};
     },
     async listSecretVersions(context, request) {
-      const versions = (await secrets.listVersions(context, request.vaultId, request.path)).map(toVersion);
+      const page = await secrets.listVersions(context, request.vaultId, request.path, { pageSize: request.pageSize, pageToken: request.pageToken });
       const { policy, nextRotationAt, lastRotatedAt } = await secrets.schedule(context, request.vaultId, request.path);
       return {
-        versions,
+        versions: page.items.map(toVersion),
+        nextPageToken: page.nextPageToken,
         // Shown as it is set: stage empty for current.
         rotationPolicy: policy ? { ...policy, stage: policy.stage === 'pending' ? 'pending' : '' } : undefined,
         nextRotationAt: nextRotationAt ?? undefined,

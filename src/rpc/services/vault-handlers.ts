@@ -9,8 +9,9 @@ export function vaultServiceMethods(vaults: VaultService) {
     async createVault(context, request) {
       return { vault: toVault(await vaults.create(context, request)) };
     },
-    async listVaults(context) {
-      return { vaults: (await vaults.list(context)).map(toVault) };
+    async listVaults(context, request) {
+      const page = await vaults.list(context, { pageSize: request.pageSize, pageToken: request.pageToken });
+      return { vaults: page.items.map(toVault), nextPageToken: page.nextPageToken };
     },
     async getVault(context, request) {
       return { vault: toVault(await vaults.get(context, request.vaultId)) };

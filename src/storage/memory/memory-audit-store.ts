@@ -10,6 +10,7 @@ export function createMemoryAuditStore(holds: (lease: Lease) => boolean = () => 
   // The same objects as in `events`, awaiting a link, so sealing never rescans the whole trail.
   const pending: StoredAuditEvent[] = [];
   let head: ChainHead | null = null;
+  let nextSeq = 1;
   const copy = (e: StoredAuditEvent): StoredAuditEvent => structuredClone(e);
 
   const store: AuditStore = {
@@ -21,7 +22,8 @@ export function createMemoryAuditStore(holds: (lease: Lease) => boolean = () => 
             (!filter.actorId || e.actorId === filter.actorId) &&
             (!filter.resourceId || e.resourceId === filter.resourceId) &&
             (!filter.from || e.createdAt.getTime() >= filter.from.getTime()) &&
-            (!filter.to || e.createdAt.getTime() < filter.to.getTime()),
+            (!filter.to || e.createdAt.getTime() < filter.to.getTime()) &&
+            (filter.beforeSeq === undefined || e.seq < filter.beforeSeq),
         )
         .reverse()
         .slice(filter.offset, filter.offset + filter.limit)
@@ -57,7 +59,7 @@ export function createMemoryAuditStore(holds: (lease: Lease) => boolean = () => 
     oldestPendingAt: () => pending[0]?.createdAt ?? null,
     record(records: AuditRecord[]) {
       for (const r of records) {
-        const event: StoredAuditEvent = { ...structuredClone(r), chainIndex: null, hash: null, keyId: null };
+        const event: StoredAuditEvent = { ...structuredClone(r), seq: nextSeq++, chainIndex: null, hash: null, keyId: null };
         events.push(event);
         pending.push(event);
       }

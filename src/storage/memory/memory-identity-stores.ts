@@ -1,3 +1,4 @@
+import { compareCreated, pageOf } from '../path-order.js';
 import type { AgentRecord, AgentStore, AuditRecord, PolicyRecord, PolicyStore } from '../storage.js';
 
 /** Agents and policies in memory; they share state because policy changes bump agent generations. */
@@ -25,8 +26,9 @@ export function createMemoryIdentityStores(record: (events: AuditRecord[]) => vo
       const agent = [...agents.values()].find((a) => wanted.equals(Buffer.from(a.keyHash)));
       return agent ? copyAgent(agent) : null;
     },
-    async list() {
-      return [...agents.values()].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)).map(copyAgent);
+    async list(page) {
+      const sorted = [...agents.values()].sort(compareCreated);
+      return pageOf(sorted, page, (a, after) => compareCreated(a, after) > 0).map(copyAgent);
     },
     async update(id, changes, audit) {
       const agent = agents.get(id);
@@ -60,7 +62,7 @@ export function createMemoryIdentityStores(record: (events: AuditRecord[]) => vo
   const inVault = (vaultId: string) =>
     [...policies.values()]
       .filter((p) => p.vaultId === vaultId)
-      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id))
+      .sort(compareCreated)
       .map((p) => structuredClone(p));
 
   const policyStore: PolicyStore = {
@@ -69,8 +71,8 @@ export function createMemoryIdentityStores(record: (events: AuditRecord[]) => vo
       bump(policy.principalId);
       record(audit);
     },
-    async list(vaultId) {
-      return inVault(vaultId);
+    async list(vaultId, page) {
+      return pageOf(inVault(vaultId), page, (p, after) => compareCreated(p, after) > 0);
     },
     async listFor(vaultId, principalId) {
       return inVault(vaultId).filter((p) => p.principalId === principalId);

@@ -9,7 +9,7 @@ import type {
   VaultRecord,
   VaultStore,
 } from '../storage.js';
-import { compareBytes } from '../path-order.js';
+import { compareBytes, compareCreated, pageOf } from '../path-order.js';
 import { VaultMissingError } from '../storage-errors.js';
 import { createMemoryAuditStore } from './memory-audit-store.js';
 import { createMemoryIdentityStores } from './memory-identity-stores.js';
@@ -65,10 +65,9 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       const vault = vaults.get(id);
       return vault ? { ...vault } : null;
     },
-    async list() {
-      return [...vaults.values()]
-        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id))
-        .map((v) => ({ ...v }));
+    async list(page) {
+      const sorted = [...vaults.values()].sort(compareCreated);
+      return pageOf(sorted, page, (v, after) => compareCreated(v, after) > 0).map((v) => ({ ...v }));
     },
     async delete(id, audit) {
       if (!vaults.delete(id)) return false;
@@ -177,22 +176,23 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       return true;
     },
 
-    async listVersions(vaultId, path) {
+    async listVersions(vaultId, path, page) {
       const state = paths.get(vaultId)?.get(path);
-      return state ? live(state).reverse().map(copy) : [];
+      return state ? pageOf(live(state).reverse(), page, (v, before) => v.version < before).map(copy) : [];
     },
 
-    async listLatest(vaultId, prefix) {
+    async listLatest(vaultId, prefix, page) {
       const byPath = paths.get(vaultId);
       if (!byPath) return [];
       const prefixBytes = Buffer.from(prefix);
-      return [...byPath.entries()]
+      const newest = [...byPath.entries()]
         .filter(([path, state]) => !state.deleted && Buffer.from(path).subarray(0, prefixBytes.length).equals(prefixBytes))
         .sort(([a], [b]) => compareBytes(a, b))
         .flatMap(([, state]) => {
-          const newest = live(state).at(-1);
-          return newest ? [copy(newest)] : [];
+          const latest = live(state).at(-1);
+          return latest ? [latest] : [];
         });
+      return pageOf(newest, page, (v, after) => compareBytes(v.path, after) > 0).map(copy);
     },
 
     async setDisabled(vaultId, path, version, disabled, audit) {

@@ -3,6 +3,7 @@ import { insertAuditEvents } from './audit-log.js';
 import { duplicateKey } from './constraint-errors.js';
 import { AGENT_COLUMNS, agentParams, checkKeyHash, KEY_HASH_BYTES, toAgent } from './identity-rows.js';
 import type { Sql } from './pool.js';
+import { createdAfter, limitOf } from './keyset.js';
 import { utf8 } from './row-mapping.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
 
@@ -30,9 +31,10 @@ export function createAgentStore(db: Database): AgentStore {
         return row ? toAgent(row) : null;
       }),
 
-    list: () =>
+    list: (page) =>
       withConnection(db, async (sql) => {
-        const rows = await sql.select(`SELECT ${AGENT_COLUMNS} FROM agents ORDER BY created_at, id`);
+        const after = createdAfter(page);
+        const rows = await sql.select(`SELECT ${AGENT_COLUMNS} FROM agents WHERE 1 = 1 ${after.sql} ORDER BY created_at, id ${limitOf(page)}`, after.params);
         return rows.map(toAgent);
       }),
 

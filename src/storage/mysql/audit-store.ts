@@ -167,6 +167,7 @@ function toStoredEvent(row: Row): StoredAuditEvent {
   const sealed = row.chain_index !== null;
   return {
     ...toAuditRecord(row),
+    seq: integer(row, 'seq'),
     chainIndex: sealed ? integer(row, 'chain_index') : null,
     hash: row.hash === null ? null : text(row, 'hash'),
     keyId: row.key_id === null ? null : text(row, 'key_id'),
@@ -208,6 +209,11 @@ function conditions(filter: AuditFilter): { where: string; params: SqlParam[] } 
   if (filter.to) {
     clauses.push('created_at < ?');
     params.push(filter.to);
+  }
+  if (filter.beforeSeq !== undefined) {
+    if (!Number.isSafeInteger(filter.beforeSeq)) throw new TypeError('audit beforeSeq must be an integer');
+    clauses.push('seq < CAST(? AS SIGNED)');
+    params.push(filter.beforeSeq);
   }
   return { where: clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }

@@ -305,6 +305,13 @@ export const MIGRATIONS: readonly Migration[] = [
     applied: async (p) =>
       (await p.hasColumns('secrets', ['rotation_policy', 'next_rotation_at', 'last_rotated_at'])) && (await p.hasIndex('secrets', 'secrets_by_next_rotation')),
   },
+  {
+    version: 16,
+    // ListPolicies pages by (created_at, id) within a vault: a range on this index, not a sort.
+    name: 'index_policies_by_vault_created_at',
+    statements: ['ALTER TABLE policies ADD KEY policies_by_vault_created_at (vault_id, created_at, id)'],
+    applied: (p) => p.hasIndex('policies', 'policies_by_vault_created_at'),
+  },
 ];
 
 /** The lease migrations run under; its holder is one migrate() call. */

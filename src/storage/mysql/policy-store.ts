@@ -4,6 +4,7 @@ import { insertAuditEvents } from './audit-log.js';
 import { duplicateKey, isMissingParent } from './constraint-errors.js';
 import { POLICY_COLUMNS, policyParams, toPolicy } from './identity-rows.js';
 import type { Sql } from './pool.js';
+import { createdAfter, limitOf } from './keyset.js';
 import { utf8 } from './row-mapping.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
 
@@ -28,9 +29,13 @@ export function createPolicyStore(db: Database): PolicyStore {
         await insertAuditEvents(sql, audit);
       }),
 
-    list: (vaultId) =>
+    list: (vaultId, page) =>
       withConnection(db, async (sql) => {
-        const rows = await sql.select(`SELECT ${POLICY_COLUMNS} FROM policies WHERE vault_id = ? ORDER BY created_at, id`, [utf8(vaultId)]);
+        const after = createdAfter(page);
+        const rows = await sql.select(
+          `SELECT ${POLICY_COLUMNS} FROM policies WHERE vault_id = ? ${after.sql} ORDER BY created_at, id ${limitOf(page)}`,
+          [utf8(vaultId), ...after.params],
+        );
         return rows.map(toPolicy);
       }),
 

@@ -1,4 +1,5 @@
-import type { DueRotation, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
+import type { DueRotation, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
+import { limitOf } from './keyset.js';
 import type { Sql } from './pool.js';
 import { date, dateOrNull, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
@@ -190,11 +191,13 @@ export async function spendRead(sql: Sql, vaultId: string, path: string, version
   return affectedRows === 1;
 }
 
-export async function selectLiveVersions(sql: Sql, vaultId: string, path: string): Promise<SecretVersionRecord[]> {
+/** Newest first; a page's `after` is the last version seen, so the next page is the versions below it. */
+export async function selectLiveVersions(sql: Sql, vaultId: string, path: string, page?: KeysetPage<number>): Promise<SecretVersionRecord[]> {
+  const below = page?.after === undefined ? '' : 'AND v.version < ?';
   const rows = await sql.select(
     `SELECT ${versionColumns('v')} FROM secret_versions v
-     WHERE v.vault_id = ? AND v.path = ? AND v.deleted = 0 ORDER BY v.version DESC`,
-    key(vaultId, path),
+     WHERE v.vault_id = ? AND v.path = ? AND v.deleted = 0 ${below} ORDER BY v.version DESC ${limitOf(page)}`,
+    page?.after === undefined ? key(vaultId, path) : [...key(vaultId, path), page.after],
   );
   return rows.map(toSecretVersion);
 }
@@ -205,16 +208,22 @@ export async function selectLiveVersions(sql: Sql, vaultId: string, path: string
  * counter. The prefix is compared as bytes with LEFT(), so LIKE wildcards in it mean nothing; the
  * `>=` lets the primary key bound the scan.
  */
-export async function selectNewestPerPath(sql: Sql, vaultId: string, prefix: string): Promise<SecretVersionRecord[]> {
+export async function selectNewestPerPath(sql: Sql, vaultId: string, prefix: string, page?: KeysetPage<string>): Promise<SecretVersionRecord[]> {
   const prefixBytes = utf8(prefix);
   const byPrefix = prefixBytes.length > 0 ? 'AND s.path >= ? AND LEFT(s.path, LENGTH(?)) = ?' : '';
+  // A page starts after the last path seen: a range on the primary key, as cheap at the end as at the start.
+  const after = page?.after === undefined ? '' : 'AND s.path > ?';
   const rows = await sql.select(
     `SELECT ${versionColumns('v')}
      FROM secrets s
      JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND v.version = s.last_version
-     WHERE s.vault_id = ? AND s.deleted = 0 AND v.deleted = 0 ${byPrefix}
-     ORDER BY s.path`,
-    prefixBytes.length > 0 ? [utf8(vaultId), prefixBytes, prefixBytes, prefixBytes] : [utf8(vaultId)],
+     WHERE s.vault_id = ? AND s.deleted = 0 AND v.deleted = 0 ${byPrefix} ${after}
+     ORDER BY s.path ${limitOf(page)}`,
+    [
+      utf8(vaultId),
+      ...(prefixBytes.length > 0 ? [prefixBytes, prefixBytes, prefixBytes] : []),
+      ...(page?.after === undefined ? [] : [utf8(page.after)]),
+    ],
   );
   return rows.map(toSecretVersion);
 }

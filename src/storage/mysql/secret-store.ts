@@ -52,9 +52,9 @@ export function createSecretStore(db: Database): SecretStore {
         return true;
       }),
 
-    listVersions: (vaultId, path) => withConnection(db, (sql) => selectLiveVersions(sql, vaultId, path)),
+    listVersions: (vaultId, path, page) => withConnection(db, (sql) => selectLiveVersions(sql, vaultId, path, page)),
 
-    listLatest: (vaultId, prefix) => withConnection(db, (sql) => selectNewestPerPath(sql, vaultId, prefix)),
+    listLatest: (vaultId, prefix, page) => withConnection(db, (sql) => selectNewestPerPath(sql, vaultId, prefix, page)),
 
     setDisabled: (vaultId, path, version, disabled, audit) =>
       inTransaction(db, async (sql) => {

@@ -1,5 +1,6 @@
 import type { VaultStore } from '../storage.js';
 import { insertAuditEvents } from './audit-log.js';
+import { createdAfter, limitOf } from './keyset.js';
 import { toVault, utf8, VAULT_COLUMNS } from './row-mapping.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
 
@@ -31,9 +32,10 @@ export function createVaultStore(db: Database): VaultStore {
         return row ? toVault(row) : null;
       }),
 
-    list: () =>
+    list: (page) =>
       withConnection(db, async (sql) => {
-        const rows = await sql.select(`SELECT ${VAULT_COLUMNS} FROM vaults ORDER BY created_at, id`);
+        const after = createdAfter(page);
+        const rows = await sql.select(`SELECT ${VAULT_COLUMNS} FROM vaults WHERE 1 = 1 ${after.sql} ORDER BY created_at, id ${limitOf(page)}`, after.params);
         return rows.map(toVault);
       }),
 

@@ -110,10 +110,14 @@ const CONTRACT_ADDITIONS: Record<string, readonly string[]> = {
   // GET /v1/agents/me returns the same Agent as GET /v1/agents/{id}.
   getAgentSelf: ['auth_method', 'token_ttl_seconds'],
   // Audit events carry what the audit issue asks for beyond the hosted schema, and their chain link.
-  queryAuditEvents: ['vault_id', 'outcome', 'request_id', 'sequence', 'hash'],
-  // Issue 12: version items show their rotation stage and read budget.
-  listSecretVersions: ['stage', 'max_access_count', 'access_count'],
-  listSecrets: ['stage', 'max_access_count', 'access_count'],
+  queryAuditEvents: ['vault_id', 'outcome', 'request_id', 'sequence', 'hash', 'next_page_token'],
+  // Issue 12: version items show their rotation stage and read budget; AIP-158 pages (issue 11):
+  // every list says where its next page starts.
+  listSecretVersions: ['stage', 'max_access_count', 'access_count', 'next_page_token'],
+  listSecrets: ['stage', 'max_access_count', 'access_count', 'next_page_token'],
+  listVaults: ['next_page_token'],
+  listAgents: ['next_page_token'],
+  listPolicies: ['next_page_token'],
 };
 
 function isContractAddition(problem: string): boolean {

@@ -88,6 +88,18 @@ export interface ListAuditEventsRequest {
   limit: number;
   /** Optional. Skip this many events. Default 0. */
   offset: number;
+  /**
+   * Optional. The most items to return (AIP-158): 0 or unset means 100, more than 1000 is
+   * treated as 1000. A page may hold fewer items even when more follow; only an empty
+   * next_page_token means the end.
+   */
+  pageSize: number;
+  /**
+   * Optional. The next_page_token of the previous page, to continue after it; empty for the
+   * first page. Tokens are opaque and signed: one that was altered, or is sent with other
+   * filters (action, actor_id, resource_id, from, to) or by another caller, is refused with INVALID_ARGUMENT (HTTP 400).
+   */
+  pageToken: string;
 }
 
 /** Response for AuditService.ListAuditEvents. */
@@ -96,6 +108,11 @@ export interface ListAuditEventsResponse {
   events: AuditEvent[];
   /** How many events are in this page. */
   count: number;
+  /**
+   * Output only. Pass as page_token to get the next page; empty on the last page. Pages are
+   * keyset pages: items written while paging appear at most once and never push others out.
+   */
+  nextPageToken: string;
 }
 
 /** Request for AuditService.VerifyAuditChain. */
@@ -436,7 +453,17 @@ export const AuditEvent: MessageFns<AuditEvent> = {
 };
 
 function createBaseListAuditEventsRequest(): ListAuditEventsRequest {
-  return { action: "", actorId: "", resourceId: "", from: undefined, to: undefined, limit: 0, offset: 0 };
+  return {
+    action: "",
+    actorId: "",
+    resourceId: "",
+    from: undefined,
+    to: undefined,
+    limit: 0,
+    offset: 0,
+    pageSize: 0,
+    pageToken: "",
+  };
 }
 
 export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
@@ -461,6 +488,12 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
     }
     if (message.offset !== 0) {
       writer.uint32(56).int32(message.offset);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(320).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(330).string(message.pageToken);
     }
     return writer;
   },
@@ -534,6 +567,22 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
             message.offset = reader.int32();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -563,6 +612,16 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
       to: isSet(object.to) ? fromJsonTimestamp(object.to) : undefined,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -589,6 +648,12 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
     if (message.offset !== 0) {
       obj.offset = Math.round(message.offset);
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -604,12 +669,14 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
     message.to = object.to ?? undefined;
     message.limit = object.limit ?? 0;
     message.offset = object.offset ?? 0;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListAuditEventsResponse(): ListAuditEventsResponse {
-  return { events: [], count: 0 };
+  return { events: [], count: 0, nextPageToken: "" };
 }
 
 export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
@@ -619,6 +686,9 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
     }
     if (message.count !== 0) {
       writer.uint32(16).int32(message.count);
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(322).string(message.nextPageToken);
     }
     return writer;
   },
@@ -652,6 +722,14 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
             message.count = reader.int32();
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -668,6 +746,11 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
     return {
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => AuditEvent.fromJSON(e)) : [],
       count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -679,6 +762,9 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
     if (message.count !== 0) {
       obj.count = Math.round(message.count);
     }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
     return obj;
   },
 
@@ -689,6 +775,7 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
     const message = createBaseListAuditEventsResponse();
     message.events = object.events?.map((e) => AuditEvent.fromPartial(e)) || [];
     message.count = object.count ?? 0;
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

@@ -100,12 +100,29 @@ export interface CreatePolicyResponse {
 export interface ListPoliciesRequest {
   /** Required. The vault's id (UUID). */
   vaultId: string;
+  /**
+   * Optional. The most items to return (AIP-158): 0 or unset means 100, more than 1000 is
+   * treated as 1000. A page may hold fewer items even when more follow; only an empty
+   * next_page_token means the end.
+   */
+  pageSize: number;
+  /**
+   * Optional. The next_page_token of the previous page, to continue after it; empty for the
+   * first page. Tokens are opaque and signed: one that was altered, or is sent with other
+   * filters (vault_id) or by another caller, is refused with INVALID_ARGUMENT (HTTP 400).
+   */
+  pageToken: string;
 }
 
 /** Response for PolicyService.ListPolicies. */
 export interface ListPoliciesResponse {
   /** The policies, oldest first. */
   policies: Policy[];
+  /**
+   * Output only. Pass as page_token to get the next page; empty on the last page. Pages are
+   * keyset pages: items written while paging appear at most once and never push others out.
+   */
+  nextPageToken: string;
 }
 
 /** Request for PolicyService.UpdatePolicy. Fields that are not set keep their values. */
@@ -758,13 +775,19 @@ export const CreatePolicyResponse: MessageFns<CreatePolicyResponse> = {
 };
 
 function createBaseListPoliciesRequest(): ListPoliciesRequest {
-  return { vaultId: "" };
+  return { vaultId: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
   encode(message: ListPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.vaultId !== "") {
       writer.uint32(10).string(message.vaultId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(320).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(330).string(message.pageToken);
     }
     return writer;
   },
@@ -790,6 +813,22 @@ export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
             message.vaultId = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -809,6 +848,16 @@ export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
         : isSet(object.vault_id)
         ? globalThis.String(object.vault_id)
         : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -816,6 +865,12 @@ export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
     const obj: any = {};
     if (message.vaultId !== "") {
       obj.vaultId = message.vaultId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -826,18 +881,23 @@ export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
   fromPartial<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(object: I): ListPoliciesRequest {
     const message = createBaseListPoliciesRequest();
     message.vaultId = object.vaultId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListPoliciesResponse(): ListPoliciesResponse {
-  return { policies: [] };
+  return { policies: [], nextPageToken: "" };
 }
 
 export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
   encode(message: ListPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.policies) {
       Policy.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(322).string(message.nextPageToken);
     }
     return writer;
   },
@@ -863,6 +923,14 @@ export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
             message.policies.push(Policy.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -878,6 +946,11 @@ export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
   fromJSON(object: any): ListPoliciesResponse {
     return {
       policies: globalThis.Array.isArray(object?.policies) ? object.policies.map((e: any) => Policy.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -885,6 +958,9 @@ export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
     const obj: any = {};
     if (message.policies?.length) {
       obj.policies = message.policies.map((e) => Policy.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -895,6 +971,7 @@ export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(object: I): ListPoliciesResponse {
     const message = createBaseListPoliciesResponse();
     message.policies = object.policies?.map((e) => Policy.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

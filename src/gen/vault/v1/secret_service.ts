@@ -214,12 +214,29 @@ export interface ListSecretsRequest {
   vaultId: string;
   /** Optional. Only paths starting with this string (byte-exact) are listed. */
   prefix: string;
+  /**
+   * Optional. The most items to return (AIP-158): 0 or unset means 100, more than 1000 is
+   * treated as 1000. A page may hold fewer items even when more follow; only an empty
+   * next_page_token means the end.
+   */
+  pageSize: number;
+  /**
+   * Optional. The next_page_token of the previous page, to continue after it; empty for the
+   * first page. Tokens are opaque and signed: one that was altered, or is sent with other
+   * filters (vault_id, prefix) or by another caller, is refused with INVALID_ARGUMENT (HTTP 400).
+   */
+  pageToken: string;
 }
 
 /** Response for SecretService.ListSecrets. */
 export interface ListSecretsResponse {
   /** The secrets, ordered by path, each described by its newest version. */
   secrets: SecretVersion[];
+  /**
+   * Output only. Pass as page_token to get the next page; empty on the last page. Pages are
+   * keyset pages: items written while paging appear at most once and never push others out.
+   */
+  nextPageToken: string;
 }
 
 /** Request for SecretService.DeleteSecret. */
@@ -240,12 +257,29 @@ export interface ListSecretVersionsRequest {
   vaultId: string;
   /** Required. The secret path. */
   path: string;
+  /**
+   * Optional. The most items to return (AIP-158): 0 or unset means 100, more than 1000 is
+   * treated as 1000. A page may hold fewer items even when more follow; only an empty
+   * next_page_token means the end.
+   */
+  pageSize: number;
+  /**
+   * Optional. The next_page_token of the previous page, to continue after it; empty for the
+   * first page. Tokens are opaque and signed: one that was altered, or is sent with other
+   * filters (vault_id, path) or by another caller, is refused with INVALID_ARGUMENT (HTTP 400).
+   */
+  pageToken: string;
 }
 
 /** Response for SecretService.ListSecretVersions. */
 export interface ListSecretVersionsResponse {
   /** Every version of the secret, newest first. */
   versions: SecretVersion[];
+  /**
+   * Output only. Pass as page_token to get the next page; empty on the last page. Pages are
+   * keyset pages: items written while paging appear at most once and never push others out.
+   */
+  nextPageToken: string;
   /** Output only. The secret's rotation schedule; unset when it has none. */
   rotationPolicy?:
     | RotationPolicy
@@ -1595,7 +1629,7 @@ export const GetSecretResponse: MessageFns<GetSecretResponse> = {
 };
 
 function createBaseListSecretsRequest(): ListSecretsRequest {
-  return { vaultId: "", prefix: "" };
+  return { vaultId: "", prefix: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
@@ -1605,6 +1639,12 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
     }
     if (message.prefix !== "") {
       writer.uint32(18).string(message.prefix);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(320).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(330).string(message.pageToken);
     }
     return writer;
   },
@@ -1638,6 +1678,22 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
             message.prefix = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1658,6 +1714,16 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
         ? globalThis.String(object.vault_id)
         : "",
       prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1669,6 +1735,12 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
     if (message.prefix !== "") {
       obj.prefix = message.prefix;
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -1679,18 +1751,23 @@ export const ListSecretsRequest: MessageFns<ListSecretsRequest> = {
     const message = createBaseListSecretsRequest();
     message.vaultId = object.vaultId ?? "";
     message.prefix = object.prefix ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListSecretsResponse(): ListSecretsResponse {
-  return { secrets: [] };
+  return { secrets: [], nextPageToken: "" };
 }
 
 export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
   encode(message: ListSecretsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.secrets) {
       SecretVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(322).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1716,6 +1793,14 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
             message.secrets.push(SecretVersion.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1733,6 +1818,11 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
       secrets: globalThis.Array.isArray(object?.secrets)
         ? object.secrets.map((e: any) => SecretVersion.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -1740,6 +1830,9 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
     const obj: any = {};
     if (message.secrets?.length) {
       obj.secrets = message.secrets.map((e) => SecretVersion.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1750,6 +1843,7 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListSecretsResponse>, I>>(object: I): ListSecretsResponse {
     const message = createBaseListSecretsResponse();
     message.secrets = object.secrets?.map((e) => SecretVersion.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -1896,7 +1990,7 @@ export const DeleteSecretResponse: MessageFns<DeleteSecretResponse> = {
 };
 
 function createBaseListSecretVersionsRequest(): ListSecretVersionsRequest {
-  return { vaultId: "", path: "" };
+  return { vaultId: "", path: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = {
@@ -1906,6 +2000,12 @@ export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = 
     }
     if (message.path !== "") {
       writer.uint32(18).string(message.path);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(320).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(330).string(message.pageToken);
     }
     return writer;
   },
@@ -1939,6 +2039,22 @@ export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = 
             message.path = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1959,6 +2075,16 @@ export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = 
         ? globalThis.String(object.vault_id)
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1970,6 +2096,12 @@ export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = 
     if (message.path !== "") {
       obj.path = message.path;
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -1980,18 +2112,29 @@ export const ListSecretVersionsRequest: MessageFns<ListSecretVersionsRequest> = 
     const message = createBaseListSecretVersionsRequest();
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListSecretVersionsResponse(): ListSecretVersionsResponse {
-  return { versions: [], rotationPolicy: undefined, nextRotationAt: undefined, lastRotatedAt: undefined };
+  return {
+    versions: [],
+    nextPageToken: "",
+    rotationPolicy: undefined,
+    nextRotationAt: undefined,
+    lastRotatedAt: undefined,
+  };
 }
 
 export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> = {
   encode(message: ListSecretVersionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.versions) {
       SecretVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(322).string(message.nextPageToken);
     }
     if (message.rotationPolicy !== undefined) {
       RotationPolicy.encode(message.rotationPolicy, writer.uint32(482).fork()).join();
@@ -2024,6 +2167,14 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
             }
 
             message.versions.push(SecretVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
             continue;
           }
           case 60: {
@@ -2067,6 +2218,11 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
       versions: globalThis.Array.isArray(object?.versions)
         ? object.versions.map((e: any) => SecretVersion.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
       rotationPolicy: isSet(object.rotationPolicy)
         ? RotationPolicy.fromJSON(object.rotationPolicy)
         : isSet(object.rotation_policy)
@@ -2090,6 +2246,9 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
     if (message.versions?.length) {
       obj.versions = message.versions.map((e) => SecretVersion.toJSON(e));
     }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
     if (message.rotationPolicy !== undefined) {
       obj.rotationPolicy = RotationPolicy.toJSON(message.rotationPolicy);
     }
@@ -2108,6 +2267,7 @@ export const ListSecretVersionsResponse: MessageFns<ListSecretVersionsResponse> 
   fromPartial<I extends Exact<DeepPartial<ListSecretVersionsResponse>, I>>(object: I): ListSecretVersionsResponse {
     const message = createBaseListSecretVersionsResponse();
     message.versions = object.versions?.map((e) => SecretVersion.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     message.rotationPolicy = (object.rotationPolicy !== undefined && object.rotationPolicy !== null)
       ? RotationPolicy.fromPartial(object.rotationPolicy)
       : undefined;

@@ -56,12 +56,29 @@ export interface CreateVaultResponse {
 
 /** Request for VaultService.ListVaults. */
 export interface ListVaultsRequest {
+  /**
+   * Optional. The most items to return (AIP-158): 0 or unset means 100, more than 1000 is
+   * treated as 1000. A page may hold fewer items even when more follow; only an empty
+   * next_page_token means the end.
+   */
+  pageSize: number;
+  /**
+   * Optional. The next_page_token of the previous page, to continue after it; empty for the
+   * first page. Tokens are opaque and signed: one that was altered or is sent by another
+   * caller is refused with INVALID_ARGUMENT (HTTP 400).
+   */
+  pageToken: string;
 }
 
 /** Response for VaultService.ListVaults. */
 export interface ListVaultsResponse {
   /** The vaults, oldest first. */
   vaults: Vault[];
+  /**
+   * Output only. Pass as page_token to get the next page; empty on the last page. Pages are
+   * keyset pages: items written while paging appear at most once and never push others out.
+   */
+  nextPageToken: string;
 }
 
 /** Request for VaultService.GetVault. */
@@ -400,11 +417,17 @@ export const CreateVaultResponse: MessageFns<CreateVaultResponse> = {
 };
 
 function createBaseListVaultsRequest(): ListVaultsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListVaultsRequest: MessageFns<ListVaultsRequest> = {
-  encode(_: ListVaultsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListVaultsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(320).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(330).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -421,6 +444,22 @@ export const ListVaultsRequest: MessageFns<ListVaultsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -433,32 +472,54 @@ export const ListVaultsRequest: MessageFns<ListVaultsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListVaultsRequest {
-    return {};
+  fromJSON(object: any): ListVaultsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListVaultsRequest): unknown {
+  toJSON(message: ListVaultsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListVaultsRequest>, I>>(base?: I): ListVaultsRequest {
     return ListVaultsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListVaultsRequest>, I>>(_: I): ListVaultsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListVaultsRequest>, I>>(object: I): ListVaultsRequest {
     const message = createBaseListVaultsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListVaultsResponse(): ListVaultsResponse {
-  return { vaults: [] };
+  return { vaults: [], nextPageToken: "" };
 }
 
 export const ListVaultsResponse: MessageFns<ListVaultsResponse> = {
   encode(message: ListVaultsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.vaults) {
       Vault.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(322).string(message.nextPageToken);
     }
     return writer;
   },
@@ -484,6 +545,14 @@ export const ListVaultsResponse: MessageFns<ListVaultsResponse> = {
             message.vaults.push(Vault.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -497,13 +566,23 @@ export const ListVaultsResponse: MessageFns<ListVaultsResponse> = {
   },
 
   fromJSON(object: any): ListVaultsResponse {
-    return { vaults: globalThis.Array.isArray(object?.vaults) ? object.vaults.map((e: any) => Vault.fromJSON(e)) : [] };
+    return {
+      vaults: globalThis.Array.isArray(object?.vaults) ? object.vaults.map((e: any) => Vault.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListVaultsResponse): unknown {
     const obj: any = {};
     if (message.vaults?.length) {
       obj.vaults = message.vaults.map((e) => Vault.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -514,6 +593,7 @@ export const ListVaultsResponse: MessageFns<ListVaultsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListVaultsResponse>, I>>(object: I): ListVaultsResponse {
     const message = createBaseListVaultsResponse();
     message.vaults = object.vaults?.map((e) => Vault.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
