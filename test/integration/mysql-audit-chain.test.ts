@@ -59,7 +59,7 @@ describeWithDatabase('mysql audit chain', () => {
   });
 
   /** The record a link covers: a stored event without its chain fields, in its field order. */
-  const recordOf = ({ chainIndex: _i, hash: _h, keyId: _k, ...record }: StoredAuditEvent): AuditRecord => record;
+  const recordOf = ({ seq: _s, chainIndex: _i, hash: _h, keyId: _k, ...record }: StoredAuditEvent): AuditRecord => record;
 
   /** Hashes everything the event carries, in the order its fields are given. */
   const jsonLink: ChainLinker = (previousHash, e, chainIndex) => ({
