@@ -6,6 +6,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { VaultClientError } from '../client/errors.js';
+import { allPages } from '../client/pages.js';
 import { createVaultClient, type VaultClient } from '../client/vault-client.js';
 import type { SecretVersion, WrittenSecretVersion } from '../gen/vault/v1/secret_service.js';
 import type { CliIo } from '../cli/context.js';
@@ -51,7 +52,7 @@ export function createVaultMcpServer(client: VaultClient): McpServer {
       inputSchema: { vault_id: vaultId, prefix: z.string().optional().describe('Only paths starting with this, e.g. "api-keys/".') },
       annotations: { readOnlyHint: true },
     },
-    (a) => tool(async () => (await secrets.listSecrets({ vaultId: a.vault_id, prefix: a.prefix ?? '' })).secrets.map(describeVersion)),
+    (a) => tool(async () => (await allPages('secrets', (pageToken) => secrets.listSecrets({ vaultId: a.vault_id, prefix: a.prefix ?? '', pageToken }))).secrets.map(describeVersion)),
   );
   server.registerTool(
     'describe_secret',
@@ -61,7 +62,7 @@ export function createVaultMcpServer(client: VaultClient): McpServer {
       annotations: { readOnlyHint: true },
     },
     (a) => tool(async () => {
-      const versions = (await secrets.listSecretVersions({ vaultId: a.vault_id, path: a.path })).versions;
+      const versions = (await allPages('versions', (pageToken) => secrets.listSecretVersions({ vaultId: a.vault_id, path: a.path, pageToken }))).versions;
       return { path: a.path, latest: versions[0] ? describeVersion(versions[0]) : undefined, versions: versions.map(describeVersion) };
     }),
   );
@@ -94,7 +95,7 @@ export function createVaultMcpServer(client: VaultClient): McpServer {
       inputSchema: { vault_id: vaultId, path },
       annotations: { readOnlyHint: true },
     },
-    (a) => tool(async () => (await secrets.listSecretVersions({ vaultId: a.vault_id, path: a.path })).versions.map(describeVersion)),
+    (a) => tool(async () => (await allPages('versions', (pageToken) => secrets.listSecretVersions({ vaultId: a.vault_id, path: a.path, pageToken }))).versions.map(describeVersion)),
   );
   server.registerTool(
     'put_secret',

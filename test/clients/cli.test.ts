@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVaultClient } from '../../src/client/index.js';
 import { runCli } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { startTestApp, TEST_ROOT_TOKEN, type TestApp } from '../support/test-app.js';
@@ -85,6 +86,28 @@ describe('the vault CLI', () => {
 
     const verify = await vault(['--json', 'audit', 'verify']);
     expect(verify.json.chainValid).toBe(true);
+  });
+
+  it('lists every secret of a vault, following the server\'s pages past the first 100', async () => {
+    // Written through the SDK: one CLI process per secret would only make the test slow.
+    const sdk = createVaultClient({ address: t.grpcAddress, credentials: { token: TEST_ROOT_TOKEN } });
+    const paths = Array.from({ length: 120 }, (_, i) => `many/${String(i).padStart(3, '0')}`);
+    let vaultId: string;
+    try {
+      vaultId = (await sdk.vaults.createVault({ name: 'paged' })).vault!.id;
+      await Promise.all(paths.map((path) => sdk.secrets.putSecret({ vaultId, path, value: `value-${path}` })));
+      // The server's default page is 100, so this needs two pages.
+      expect((await sdk.secrets.listSecrets({ vaultId })).nextPageToken).not.toBe('');
+    } finally {
+      sdk.close();
+    }
+
+    const listed = await vault(['--json', 'secret', 'list', '--vault', vaultId]);
+    expect(listed.code).toBe(EXIT.ok);
+    expect(listed.json.secrets.map((s: any) => s.path)).toEqual(paths);
+    expect(listed.json.nextPageToken ?? '').toBe('');
+    const table = await vault(['secret', 'list', '--vault', vaultId]);
+    expect(table.stdout.trim().split('\n')).toHaveLength(1 + paths.length);
   });
 
   it('exits with a distinct code per failure class, saying what to do', async () => {

@@ -78,6 +78,19 @@ describe('the MCP server (vault mcp, stdio)', () => {
     expect(events.events.some((e) => e.resourceId === 'tools/search')).toBe(true);
   });
 
+  it('lists every secret the agent may read, past the server\'s first page of 100', async () => {
+    const paged = (await root.vaults.createVault({ name: 'mcp-paged' })).vault!.id;
+    await root.policies.createPolicy({ vaultId: paged, secretPathPattern: 'tools/**', principalType: 'agent', principalId: agentId, permissions: ['read'] });
+    const readable = Array.from({ length: 120 }, (_, i) => `tools/${String(i).padStart(3, '0')}`);
+    // Unreadable paths the server filters out (they sort first): they must not show up or end the listing.
+    const hidden = Array.from({ length: 30 }, (_, i) => `tools-private/${i}`);
+    await Promise.all([...readable, ...hidden].map((path) => root.secrets.putSecret({ vaultId: paged, path, value: `value-${path}` })));
+
+    const listed = await mcp.callTool({ name: 'list_secrets', arguments: { vault_id: paged } });
+    expect(listed.isError).toBeFalsy();
+    expect(body(listed).map((s: any) => s.path)).toEqual(readable);
+  });
+
   it('answers a path its policy forbids with a tool error that says why', async () => {
     const refused = await mcp.callTool({ name: 'get_secret', arguments: { vault_id: vaultId, path: 'private/db' } });
     expect(refused.isError).toBe(true);

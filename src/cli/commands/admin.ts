@@ -1,5 +1,6 @@
 // `vault vault|agent|policy|audit|token ...`: the operator's calls, and an agent's token exchange.
 import type { Command } from 'commander';
+import { allPages } from '../../client/pages.js';
 import type { Agent } from '../../gen/vault/v1/agent_service.js';
 import type { Policy } from '../../gen/vault/v1/policy_service.js';
 import type { Vault } from '../../gen/vault/v1/vault_service.js';
@@ -24,7 +25,8 @@ export function addVaultCommands(program: Command, run: Run): void {
       c.out.result(created, [vaultRow(created!)]);
     }));
   vault.command('list').action(run(async (c) => {
-    const response = await (await c.client()).vaults.listVaults();
+    const client = await c.client();
+    const response = await allPages('vaults', (pageToken) => client.vaults.listVaults({ pageToken }));
     c.out.result(response, response.vaults.map(vaultRow));
   }));
   vault.command('get <vault_id>').action(run(async (c, vaultId: string) => {
@@ -56,7 +58,8 @@ export function addAgentCommands(program: Command, run: Run): void {
       c.out.note('The API key is shown only now: store it somewhere safe.');
     }));
   agent.command('list').action(run(async (c) => {
-    const response = await (await c.client()).agents.listAgents();
+    const client = await c.client();
+    const response = await allPages('agents', (pageToken) => client.agents.listAgents({ pageToken }));
     c.out.result(response, response.agents.map(agentRow));
   }));
   agent.command('get <agent_id>').action(run(async (c, agentId: string) => {
@@ -100,7 +103,8 @@ export function addPolicyCommands(program: Command, run: Run): void {
       c.out.result(created, [policyRow(created!)]);
     }));
   withVault(policy.command('list')).action(run(async (c, o) => {
-    const response = await (await c.client()).policies.listPolicies({ vaultId: c.vaultId(o.vault) });
+    const client = await c.client();
+    const response = await allPages('policies', (pageToken) => client.policies.listPolicies({ vaultId: c.vaultId(o.vault), pageToken }));
     c.out.result(response, response.policies.map(policyRow));
   }));
   withVault(policy.command('update <policy_id>'))

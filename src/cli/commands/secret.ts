@@ -1,5 +1,6 @@
 // `vault secret ...`: the secret calls, with the vault as --vault and the path as an argument.
 import type { Command } from 'commander';
+import { allPages } from '../../client/pages.js';
 import type { CommandContext } from '../context.js';
 import { positiveInt, UsageError } from '../context.js';
 import type { Row } from '../output.js';
@@ -74,7 +75,8 @@ export function addSecretCommands(program: Command, run: Run): void {
     .option('--prefix <prefix>', 'only paths starting with this')
     .action(
       run(async (c, o) => {
-        const response = await (await c.client()).secrets.listSecrets({ vaultId: c.vaultId(o.vault), prefix: o.prefix ?? '' });
+        const client = await c.client();
+        const response = await allPages('secrets', (pageToken) => client.secrets.listSecrets({ vaultId: c.vaultId(o.vault), prefix: o.prefix ?? '', pageToken }));
         c.out.result(response, response.secrets.map(versionRow));
       }),
     );
@@ -83,7 +85,8 @@ export function addSecretCommands(program: Command, run: Run): void {
     .description('every version of a path, newest first (no values)')
     .action(
       run(async (c, path: string, o) => {
-        const response = await (await c.client()).secrets.listSecretVersions({ vaultId: c.vaultId(o.vault), path });
+        const client = await c.client();
+        const response = await allPages('versions', (pageToken) => client.secrets.listSecretVersions({ vaultId: c.vaultId(o.vault), path, pageToken }));
         c.out.result(response, response.versions.map(versionRow));
       }),
     );
