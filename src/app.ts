@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createPolicyAccessControl } from './auth/access-control.js';
+import { createPolicyAccessControl } from './domain/access-control.js';
 import { createAgentTokens } from './auth/agent-token.js';
 import { createCredentialAuthenticator } from './auth/credential-authenticator.js';
 import type { Config } from './config.js';

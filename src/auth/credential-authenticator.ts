@@ -1,9 +1,10 @@
+import { agentCanAuthenticate } from '../domain/agent-authentication.js';
 import { auditEvent } from '../domain/audit-event.js';
 import { unauthenticated, VaultError } from '../domain/errors.js';
 import { ANONYMOUS, ROOT, type Principal } from '../domain/principal.js';
 import type { AgentRecord, AgentStore, Storage } from '../storage/storage.js';
 import type { AgentTokens } from './agent-token.js';
-import { hashApiKey, looksLikeApiKey } from './api-key.js';
+import { hashApiKey, looksLikeApiKey } from '../domain/api-key.js';
 import { bearerToken, secretsEqual, type Authenticator } from './authenticator.js';
 
 /** How long an instance may trust an agent record it read: revocations apply within this. */
@@ -17,11 +18,6 @@ export interface CredentialAuthenticatorDeps {
   tokens: AgentTokens;
   appendAudit: Storage['appendAudit'];
   now: () => Date;
-}
-
-/** Whether an agent may authenticate at all right now. */
-export function agentCanAuthenticate(agent: AgentRecord, at: Date): boolean {
-  return agent.isActive && (!agent.expiresAt || agent.expiresAt.getTime() > at.getTime());
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { AccessControl } from '../auth/access-control.js';
-import { generateApiKey, hashApiKey } from '../auth/api-key.js';
+import type { AccessControl } from './access-control.js';
+import { generateApiKey, hashApiKey } from './api-key.js';
 import type { AgentChanges, AgentRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { invalidArgument, notFound, permissionDenied } from './errors.js';

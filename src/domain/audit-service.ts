@@ -1,4 +1,4 @@
-import type { AccessControl } from '../auth/access-control.js';
+import type { AccessControl } from './access-control.js';
 import type { Storage, StoredAuditEvent } from '../storage/storage.js';
 import { AUDIT_SCHEME, type AuditChain } from './audit-chain.js';
 import { invalidArgument } from './errors.js';

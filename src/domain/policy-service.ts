@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { AccessControl } from '../auth/access-control.js';
-import { isValidGlob } from '../auth/path-glob.js';
+import type { AccessControl } from './access-control.js';
+import { isValidGlob } from './path-glob.js';
 import type { PolicyChanges, PolicyRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { invalidArgument, notFound } from './errors.js';

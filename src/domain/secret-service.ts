@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AccessControl } from '../auth/access-control.js';
+import type { AccessControl } from './access-control.js';
 import { BarrierError, type Barrier } from '../crypto/barrier.js';
 import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
 import { VaultMissingError } from '../storage/storage-errors.js';

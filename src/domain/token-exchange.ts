@@ -1,6 +1,6 @@
 import type { AgentTokens } from '../auth/agent-token.js';
-import { hashApiKey, looksLikeApiKey } from '../auth/api-key.js';
-import { agentCanAuthenticate } from '../auth/credential-authenticator.js';
+import { hashApiKey, looksLikeApiKey } from './api-key.js';
+import { agentCanAuthenticate } from './agent-authentication.js';
 import type { Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { unauthenticated } from './errors.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AccessControl } from '../auth/access-control.js';
+import type { AccessControl } from './access-control.js';
 import type { Storage, VaultRecord } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { notFound } from './errors.js';

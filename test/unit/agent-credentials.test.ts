@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createPolicyAccessControl } from '../../src/auth/access-control.js';
+import { createPolicyAccessControl } from '../../src/domain/access-control.js';
 import { createAgentTokens } from '../../src/auth/agent-token.js';
 import { createCredentialAuthenticator } from '../../src/auth/credential-authenticator.js';
 import { createKeyring } from '../../src/crypto/keyring.js';

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createPolicyAccessControl } from '../../src/auth/access-control.js';
+import { createPolicyAccessControl } from '../../src/domain/access-control.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { createAuditChain } from '../../src/domain/audit-chain.js';
 import { createAuditService } from '../../src/domain/audit-service.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { globMatches, isValidGlob } from '../../src/auth/path-glob.js';
-import { isAllowed } from '../../src/auth/policy-evaluation.js';
+import { globMatches, isValidGlob } from '../../src/domain/path-glob.js';
+import { isAllowed } from '../../src/domain/policy-evaluation.js';
 import type { PolicyRecord } from '../../src/storage/storage.js';
 
 const now = new Date('2026-06-01T00:00:00Z');

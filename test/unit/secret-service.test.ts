@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createPolicyAccessControl } from '../../src/auth/access-control.js';
+import { createPolicyAccessControl } from '../../src/domain/access-control.js';
 import { createBarrier } from '../../src/crypto/barrier.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { CHARSETS } from '../../src/crypto/random-string.js';

@@ -1,6 +1,15 @@
 import type { PolicyRecord } from '../storage/storage.js';
-import { ACCEPTED_PERMISSIONS, type SecretAction } from './access-control.js';
 import { compileGlob } from './path-glob.js';
+
+/** What a secret call does; each accepts the permissions listed in ACCEPTED_PERMISSIONS. */
+export type SecretAction = 'read' | 'write' | 'rotate' | 'delete';
+
+export const ACCEPTED_PERMISSIONS: Record<SecretAction, readonly string[]> = {
+  read: ['read'],
+  write: ['write'],
+  rotate: ['rotate', 'write'],
+  delete: ['delete', 'write'],
+};
 
 /**
  * Decides one action on one path from an agent's policies in a vault: among the unexpired

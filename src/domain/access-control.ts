@@ -1,18 +1,10 @@
-import { auditEvent } from '../domain/audit-event.js';
-import { permissionDenied } from '../domain/errors.js';
-import type { CallContext } from '../domain/principal.js';
 import type { PolicyStore, Storage } from '../storage/storage.js';
-import { isAllowed } from './policy-evaluation.js';
+import { auditEvent } from './audit-event.js';
+import { permissionDenied } from './errors.js';
+import { isAllowed, type SecretAction } from './policy-evaluation.js';
+import type { CallContext } from './principal.js';
 
-/** What a secret call does; each accepts the permissions listed in ACCEPTED_PERMISSIONS. */
-export type SecretAction = 'read' | 'write' | 'rotate' | 'delete';
-
-export const ACCEPTED_PERMISSIONS: Record<SecretAction, readonly string[]> = {
-  read: ['read'],
-  write: ['write'],
-  rotate: ['rotate', 'write'],
-  delete: ['delete', 'write'],
-};
+export type { SecretAction } from './policy-evaluation.js';
 
 /**
  * Decides every call. The domain asks before it touches storage, so a caller without permission
