@@ -1,5 +1,5 @@
 import type { PolicyRecord } from '../storage/storage.js';
-import { compileGlob } from './path-glob.js';
+import { globMatches } from './path-glob.js';
 
 /** What a secret call does; each accepts the permissions listed in ACCEPTED_PERMISSIONS. */
 export type SecretAction = 'read' | 'write' | 'rotate' | 'delete';
@@ -22,7 +22,7 @@ export function isAllowed(policies: readonly PolicyRecord[], action: SecretActio
   for (const policy of policies) {
     if (policy.expiresAt && policy.expiresAt.getTime() <= now.getTime()) continue;
     if (!policy.permissions.some((p) => accepted.includes(p))) continue;
-    if (!compileGlob(policy.secretPathPattern).test(path)) continue;
+    if (!globMatches(policy.secretPathPattern, path)) continue;
     const allow = policy.effect === 'allow';
     if (!best || policy.priority > best.priority) best = { priority: policy.priority, allow };
     else if (policy.priority === best.priority && !allow) best.allow = false;

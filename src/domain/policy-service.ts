@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AccessControl } from './access-control.js';
-import { isValidGlob } from './path-glob.js';
+import { globProblem } from './path-glob.js';
 import type { PolicyChanges, PolicyRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { invalidArgument, notFound } from './errors.js';
@@ -79,9 +79,8 @@ export function createPolicyService({
     async create(context, input) {
       access.requireOperator(context, 'manage policies');
       await vaults.require(context, input.vaultId);
-      if (!isValidGlob(input.secretPathPattern)) {
-        throw invalidArgument(`secret_path_pattern ${quote(input.secretPathPattern)} is invalid: use path characters, '*' and '**' segments`);
-      }
+      const problem = globProblem(input.secretPathPattern);
+      if (problem) throw invalidArgument(`secret_path_pattern ${quote(input.secretPathPattern.slice(0, 100))} ${problem}`);
       if (input.principalType !== 'agent') throw invalidArgument(`principal_type ${quote(input.principalType)} must be agent`);
       requireUuid('principal_id', input.principalId);
       if (!(await storage.agents.get(input.principalId))) throw notFound(`agent ${input.principalId} does not exist`);
