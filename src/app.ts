@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createPolicyAccessControl } from './domain/access-control.js';
 import { createAgentTokens } from './auth/agent-token.js';
+import { deriveAgentTokenKeys } from './auth/agent-token-keys.js';
 import { createCredentialAuthenticator } from './auth/credential-authenticator.js';
 import type { Config } from './config.js';
 import { createHttpGateway } from './gateway/http-server.js';
@@ -84,7 +85,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const rootToken = config.rootToken ?? randomBytes(24).toString('base64url');
     const appendAudit = storage.appendAudit.bind(storage);
     const access = createPolicyAccessControl({ policies: storage.policies, appendAudit, now });
-    const tokens = createAgentTokens(keyring);
+    const tokens = createAgentTokens(deriveAgentTokenKeys(keyring));
     // Every instance derives the same key, so a page token from one is good on any other.
     const pages = createPageTokens(deriveKey(keyring.current, 'page tokens'));
     const vaults = createVaultService({ storage, access, now, pages });

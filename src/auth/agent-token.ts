@@ -1,61 +1,70 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { deriveKey, type Keyring } from '../crypto/keyring.js';
+import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import type { AgentTokenClaims, AgentTokens } from '../domain/agent-tokens.js';
+import type { AgentTokenKey } from './agent-token-keys.js';
 
-/** What an agent token asserts. `gen` is the agent's credential generation at issue time. */
-export interface AgentTokenClaims {
-  sub: string;
-  gen: number;
-  iat: number;
-  exp: number;
-}
+export type { AgentTokenClaims, AgentTokens } from '../domain/agent-tokens.js';
+
+const ISSUER = 'vault';
+const AUDIENCE = 'vault.v1';
+/** Clock skew tolerated between the instances that issue and verify a token. */
+export const CLOCK_LEEWAY_SECONDS = 5;
+const MAX_TOKEN_CHARS = 2048;
+const BASE64URL_PART = /^[A-Za-z0-9_-]+$/;
 
 /**
- * Short-lived agent tokens: compact JWTs (HS256) signed with a key every instance derives from
- * the master key, so any instance verifies any token without asking another. The header names
- * the master key id, so tokens survive a master key rotation for their short life.
+ * Compact JWTs (HS256, `jose`) with `iss` and `aud` checked and a small clock leeway. Only the
+ * canonical encoding is accepted: lenient base64url decoding would otherwise accept one token
+ * under several spellings (a changed unused bit in the last character, `=` padding, `+/`, junk).
  */
-export interface AgentTokens {
-  issue(claims: AgentTokenClaims): string;
-  /** The claims of a well-signed, unexpired token, or null. Never throws on hostile input. */
-  verify(token: string, nowSeconds: number): AgentTokenClaims | null;
-}
-
-const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
-
-export function createAgentTokens(keyring: Keyring): AgentTokens {
-  const signingKey = (keyId: string) => {
-    const master = keyring.byId(keyId);
-    return master && deriveKey(master, 'agent-token');
-  };
-  const sign = (key: Uint8Array, input: string) => createHmac('sha256', key).update(input).digest();
+export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
+  if (keys.length === 0) throw new Error('agent tokens need at least one key');
+  const signing = keys[0]!;
+  const byKid = new Map(keys.map((k) => [k.kid, k.secret]));
 
   return {
-    issue(claims) {
-      const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: keyring.current.id }));
-      const payload = b64url(JSON.stringify({ iss: 'vault', ...claims }));
-      const input = `${header}.${payload}`;
-      return `${input}.${b64url(sign(signingKey(keyring.current.id)!, input))}`;
+    async issue(claims) {
+      return new SignJWT({ gen: claims.gen })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: signing.kid })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setSubject(claims.sub)
+        .setIssuedAt(claims.iat)
+        .setExpirationTime(claims.exp)
+        .sign(signing.secret);
     },
 
-    verify(token, nowSeconds) {
-      const parts = token.split('.');
-      if (parts.length !== 3 || token.length > 2048) return null;
-      const [header, payload, signature] = parts as [string, string, string];
+    async verify(token, nowSeconds) {
+      if (token.length > MAX_TOKEN_CHARS || !isCanonicalCompact(token)) return null;
+      let payload: JWTPayload;
       try {
-        const { alg, kid } = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as { alg?: unknown; kid?: unknown };
-        if (alg !== 'HS256' || typeof kid !== 'string') return null;
-        const key = signingKey(kid);
-        if (!key) return null;
-        const expected = sign(key, `${header}.${payload}`);
-        const given = Buffer.from(signature, 'base64url');
-        if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
-        const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Partial<AgentTokenClaims>;
-        if (typeof claims.sub !== 'string' || !Number.isInteger(claims.gen) || typeof claims.exp !== 'number' || typeof claims.iat !== 'number') return null;
-        if (claims.exp <= nowSeconds) return null;
-        return { sub: claims.sub, gen: claims.gen!, iat: claims.iat, exp: claims.exp };
+        ({ payload } = await jwtVerify(
+          token,
+          (header) => {
+            const secret = typeof header.kid === 'string' ? byKid.get(header.kid) : undefined;
+            if (!secret) throw new errors.JWSSignatureVerificationFailed('unknown key id');
+            return secret;
+          },
+          {
+            algorithms: ['HS256'],
+            issuer: ISSUER,
+            audience: AUDIENCE,
+            requiredClaims: ['sub', 'iat', 'exp'],
+            clockTolerance: CLOCK_LEEWAY_SECONDS,
+            currentDate: new Date(nowSeconds * 1000),
+          },
+        ));
       } catch {
         return null;
       }
+      const { sub, gen, iat, exp } = payload as JWTPayload & { gen?: unknown };
+      if (typeof sub !== 'string' || !Number.isSafeInteger(gen) || typeof iat !== 'number' || typeof exp !== 'number') return null;
+      return { sub, gen: gen as number, iat, exp };
     },
   };
+}
+
+/** Three base64url parts, each exactly as the encoder writes it (no padding, unused bits zero). */
+function isCanonicalCompact(token: string): boolean {
+  const parts = token.split('.');
+  return parts.length === 3 && parts.every((part) => BASE64URL_PART.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part);
 }

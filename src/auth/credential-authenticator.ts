@@ -52,7 +52,7 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, appen
       const hash = hashApiKey(credential);
       agent = await cached(byKey, Buffer.from(hash).toString('hex'), () => agents.getByKeyHash(hash));
     } else {
-      const claims = tokens.verify(credential, Math.floor(at.getTime() / 1000));
+      const claims = await tokens.verify(credential, Math.floor(at.getTime() / 1000));
       if (!claims) return null;
       agent = await cached(byId, claims.sub, () => agents.get(claims.sub));
       if (agent && agent.credentialGeneration !== claims.gen) return null;

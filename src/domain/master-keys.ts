@@ -1,4 +1,4 @@
-import type { AccessControl } from '../auth/access-control.js';
+import type { AccessControl } from './access-control.js';
 import { BarrierError, type Barrier } from '../crypto/barrier.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { auditChainKey } from './audit-chain.js';

@@ -1,4 +1,4 @@
-import type { AgentTokens } from '../auth/agent-token.js';
+import type { AgentTokens } from './agent-tokens.js';
 import { hashApiKey, looksLikeApiKey } from './api-key.js';
 import { agentCanAuthenticate } from './agent-authentication.js';
 import type { Storage } from '../storage/storage.js';
@@ -30,7 +30,7 @@ export function createTokenExchange({ storage, tokens, now }: { storage: Pick<St
       const iat = Math.floor(at.getTime() / 1000);
       // A token never outlives the agent.
       const exp = Math.min(iat + agent.tokenTtlSeconds, agent.expiresAt ? Math.floor(agent.expiresAt.getTime() / 1000) : Infinity);
-      const accessToken = tokens.issue({ sub: agent.id, gen: agent.credentialGeneration, iat, exp });
+      const accessToken = await tokens.issue({ sub: agent.id, gen: agent.credentialGeneration, iat, exp });
       await storage.appendAudit([
         auditEvent({ principal: { type: 'agent', id: agent.id }, requestId: context.requestId }, at, { action: 'token.issue', resourceType: 'token', resourceId: agent.id }),
       ]);

@@ -2,6 +2,7 @@ import type { JsonObject } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentTokens } from '../../src/auth/agent-token.js';
+import { deriveAgentTokenKeys } from '../../src/auth/agent-token-keys.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { createRouteTable, descriptorRegistry } from '../../src/gateway/route-table.js';
 import { loadDescriptorSetBytes } from '../../src/rpc/descriptors.js';
@@ -112,7 +113,7 @@ async function buildFixture(t: TestApp): Promise<Fixture> {
   await unary(agents, agents.rotateAgentKey, { agentId: rotated.id }, root);
   const generation = 2; // created (1) + one policy (2)
   const now = Math.floor(Date.now() / 1000);
-  const expired = createAgentTokens(createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64'))).issue({ sub: allowed.id, gen: generation, iat: now - 1000, exp: now - 1 });
+  const expired = await createAgentTokens(deriveAgentTokenKeys(createKeyring(Buffer.from(TEST_MASTER_KEY, 'base64')))).issue({ sub: allowed.id, gen: generation, iat: now - 1000, exp: now - 60 });
   return {
     vault: v,
     otherVault: w,

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createPolicyAccessControl } from '../../src/domain/access-control.js';
-import { createAgentTokens } from '../../src/auth/agent-token.js';
+import { CLOCK_LEEWAY_SECONDS, createAgentTokens } from '../../src/auth/agent-token.js';
+import { deriveAgentTokenKeys } from '../../src/auth/agent-token-keys.js';
 import { createCredentialAuthenticator } from '../../src/auth/credential-authenticator.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { createAgentService } from '../../src/domain/agent-service.js';
@@ -34,7 +35,7 @@ describe('agent credentials', () => {
     storage = createMemoryStorage();
     const now = () => new Date(clock);
     const access = createPolicyAccessControl({ policies: storage.policies, appendAudit: storage.appendAudit, now });
-    const tokens = createAgentTokens(keyring);
+    const tokens = createAgentTokens(deriveAgentTokenKeys(keyring));
     agents = createAgentService({ storage, access, now });
     exchange = createTokenExchange({ storage, tokens, now });
     const authenticator = createCredentialAuthenticator({ rootToken: ROOT_TOKEN, agents: storage.agents, tokens, appendAudit: storage.appendAudit, now });
@@ -55,7 +56,10 @@ describe('agent credentials', () => {
     const issued = await exchange.exchange(anonymous, { apiKey, agentId: '' });
     expect(issued).toMatchObject({ agentId: agent.id, expiresIn: 60 });
     expect(await authenticate(issued.accessToken)).toEqual({ type: 'agent', id: agent.id });
-    clock = new Date(clock.getTime() + 60_000);
+    // Instances' clocks may differ by a few seconds: a token is accepted that much past exp, no more.
+    clock = new Date(clock.getTime() + (60 + CLOCK_LEEWAY_SECONDS - 1) * 1000);
+    expect(await authenticate(issued.accessToken)).toEqual({ type: 'agent', id: agent.id });
+    clock = new Date(clock.getTime() + 1000);
     expect(await code(authenticate(issued.accessToken))).toBe('unauthenticated');
   });
 
@@ -124,7 +128,7 @@ describe('agent credentials', () => {
     const [header, payload, signature] = accessToken.split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
     const altered = `${header}.${Buffer.from(JSON.stringify({ ...claims, exp: claims.exp + 9999 })).toString('base64url')}.${signature}`;
-    const foreign = createAgentTokens(createKeyring(new Uint8Array(randomBytes(32)))).issue(claims);
+    const foreign = await createAgentTokens(deriveAgentTokenKeys(createKeyring(new Uint8Array(randomBytes(32))))).issue(claims);
     for (const bad of [altered, foreign, `${header}.${payload}.`, 'a.b.c', '...', 'x'.repeat(5000)]) {
       expect(await code(authenticate(bad))).toBe('unauthenticated');
     }
