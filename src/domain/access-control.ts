@@ -13,6 +13,8 @@ export type { SecretAction } from './policy-evaluation.js';
 export interface AccessControl {
   /** Throws PERMISSION_DENIED unless the caller may do `action` on `path` in the vault. */
   requireSecretAccess(context: CallContext, vaultId: string, action: SecretAction, path: string): Promise<void>;
+  /** Whether the caller may do `action` on `path`, without refusing or auditing anything. */
+  mayAccess(context: CallContext, vaultId: string, action: SecretAction, path: string): Promise<boolean>;
   /** A predicate telling which paths of a vault the caller may read (for listings). */
   readablePaths(context: CallContext, vaultId: string): Promise<(path: string) => boolean>;
   /** Throws PERMISSION_DENIED unless the caller is an operator (root). */
@@ -37,13 +39,17 @@ export function createPolicyAccessControl({
     if (context.principal.type !== 'root') throw permissionDenied(`only an operator may ${what}`);
   };
 
+  const mayAccess = async (context: CallContext, vaultId: string, action: SecretAction, path: string, at = now()) => {
+    if (context.principal.type === 'root') return true;
+    return context.principal.type === 'agent' && isAllowed(await policies.listFor(vaultId, context.principal.id), action, path, at);
+  };
+
   return {
+    mayAccess: (context, vaultId, action, path) => mayAccess(context, vaultId, action, path),
+
     async requireSecretAccess(context, vaultId, action, path) {
-      if (context.principal.type === 'root') return;
       const at = now();
-      const granted =
-        context.principal.type === 'agent' && isAllowed(await policies.listFor(vaultId, context.principal.id), action, path, at);
-      if (granted) return;
+      if (await mayAccess(context, vaultId, action, path, at)) return;
       await appendAudit([
         auditEvent(context, at, { action: `secret.${action}`, resourceType: 'secret', resourceId: path, vaultId, outcome: 'denied' }),
       ]);

@@ -60,6 +60,10 @@ export interface RotateSecretInput {
   metadata: unknown;
   /** As for put. */
   stage?: string;
+  /** When given, replaces the previous version's lifetime. */
+  expiresAt: Date | undefined;
+  /** When given, replaces the previous version's read budget (0: unlimited). */
+  maxAccessCount: number | undefined;
 }
 
 export const ROTATE_DEFAULT_LENGTH = 32;
@@ -132,7 +136,10 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
   async function write(
     context: CallContext,
     input: { vaultId: string; path: string; action: string },
-    build: (previous: SecretVersionRecord | null) => {
+    build: (
+      previous: SecretVersionRecord | null,
+      at: Date,
+    ) => {
       value: string;
       type: string;
       metadata: SecretVersionRecord['metadata'];
@@ -147,7 +154,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       input.vaultId,
       input.path,
       ({ version, previous }) => {
-        const fields = build(previous);
+        const fields = build(previous, at);
         return {
           id: randomUUID(),
           type: fields.type,
@@ -297,8 +304,9 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
             ciphertext: barrier.seal(Buffer.from(value, 'utf8'), secretContext(vaultId, path, version)),
             createdBy: SYSTEM.id,
             createdAt: at,
-            expiresAt: null,
-            maxAccessCount: 0,
+            // Like a manual rotation: the new version keeps the previous one's budget and lifetime.
+            expiresAt: inheritedExpiresAt(previous, at),
+            maxAccessCount: previous.maxAccessCount,
             stage: policy.stage,
           };
         },
@@ -322,17 +330,30 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       const metadataOverride = input.metadata === undefined ? undefined : requireMetadata(input.metadata);
       const stage = requireWriteStage(input.stage);
       const value = randomString(length, CHARSETS[charset as keyof typeof CHARSETS]);
-      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate' }, (previous) => {
+      const expiresAtOverride = requireFuture('expires_at', input.expiresAt, now());
+      if (input.maxAccessCount !== undefined && (!Number.isInteger(input.maxAccessCount) || input.maxAccessCount < 0)) {
+        throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
+      }
+      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate' }, (previous, at) => {
         if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
+        const inheritedExpiry = inheritedExpiresAt(previous, at);
         return {
           value,
           type: typeOverride ?? previous.type,
           metadata: metadataOverride === undefined ? previous.metadata : metadataOverride,
-          expiresAt: null,
-          maxAccessCount: 0,
+          expiresAt: expiresAtOverride ?? inheritedExpiry ?? null,
+          maxAccessCount: input.maxAccessCount ?? previous.maxAccessCount,
           stage,
         };
       });
+      if (await access.mayAccess(context, input.vaultId, 'read', input.path)) return created;
+      // Shown no more than a write would show: only what this request set.
+      return {
+        ...created,
+        type: typeOverride ?? '',
+        metadata: metadataOverride === undefined ? null : metadataOverride,
+        expiresAt: expiresAtOverride ?? null,
+      };
     },
 
     async get(context, vaultId, path, stage = '') {
@@ -373,8 +394,10 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
 
     async list(context, vaultId, prefix, page = FIRST_PAGE) {
       requireUuid('vault_id', vaultId);
-      await vaults.require(context, vaultId);
+      // Access first: an agent without a policy here gets the same 403 whether or not the vault
+      // exists (a vault's policies go with it, so a missing vault is one without policies).
       const readable = await access.readablePaths(context, vaultId);
+      await vaults.require(context, vaultId);
       // Filtered while paging, so a page holds only readable paths and its token continues after
       // the last row scanned, whether or not that row was readable.
       const listed = await listPage(pages, { list: 'secrets', context, params: [vaultId, prefix] }, page, {
@@ -440,4 +463,9 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
 function view(record: SecretVersionRecord): SecretVersionView {
   const { ciphertext: _ciphertext, ...rest } = record;
   return rest;
+}
+
+/** The previous version's lifetime, counted from this rotation: a 1-hour secret stays 1-hour. */
+function inheritedExpiresAt(previous: SecretVersionRecord, at: Date): Date | null {
+  return previous.expiresAt && new Date(at.getTime() + (previous.expiresAt.getTime() - previous.createdAt.getTime()));
 }

@@ -111,3 +111,82 @@ describe('agent token spellings', () => {
     expect(await getOverGrpc(await sign('elsewhere', 'vault.v1'), 'svc-a-b-c-d/x')).toBe(status.UNAUTHENTICATED);
   });
 });
+
+describe('no existence oracle for agents', () => {
+  it('gives an agent the same 403 for a vault it has no policy in and for one that does not exist, on both transports', async () => {
+    const agent = await newAgent([{ pattern: '**', permissions: ['read'] }]);
+    const other = (await unary(t.clients.vaults, t.clients.vaults.createVault, { name: 'not-yours', description: '' }, t.auth())).vault!.id;
+    const missing = '00000000-0000-4000-8000-000000000000';
+    const { secrets } = t.clients;
+    const calls: Array<[string, (vault: string) => Promise<number>, (vault: string) => Promise<{ status: number; json: any }>]> = [
+      ['ListSecrets', (v) => grpcCode(unary(secrets, secrets.listSecrets, { vaultId: v, prefix: '' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secrets`, { token: agent.token })],
+      ['GetSecret', (v) => getOverGrpc(agent.token, 'a/b', v), (v) => t.http('GET', `/v1/vaults/${v}/secrets/a/b`, { token: agent.token })],
+      ['GetSecretVersion', (v) => grpcCode(unary(secrets, secrets.getSecretVersion, { vaultId: v, path: 'a/b', version: 1 }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secret-version/a/b/1`, { token: agent.token })],
+      ['ListSecretVersions', (v) => grpcCode(unary(secrets, secrets.listSecretVersions, { vaultId: v, path: 'a/b' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secret-versions/a/b`, { token: agent.token })],
+      ['GetVault', (v) => grpcCode(unary(t.clients.vaults, t.clients.vaults.getVault, { vaultId: v }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}`, { token: agent.token })],
+      ['ListPolicies', (v) => grpcCode(unary(t.clients.policies, t.clients.policies.listPolicies, { vaultId: v }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/policies`, { token: agent.token })],
+    ];
+    for (const [rpc, overGrpc, overHttp] of calls) {
+      expect([await overGrpc(other), await overGrpc(missing)], rpc).toEqual([status.PERMISSION_DENIED, status.PERMISSION_DENIED]);
+      const [a, b] = [await overHttp(other), await overHttp(missing)];
+      expect([a.status, b.status], rpc).toEqual([403, 403]);
+      expect(a.json.message.replace(other, 'V'), rpc).toBe(b.json.message.replace(missing, 'V'));
+    }
+    // The operator still learns that a vault does not exist.
+    expect((await t.http('GET', `/v1/vaults/${missing}/secrets`)).status).toBe(404);
+  });
+});
+
+describe('rotation by a caller who may not read', () => {
+  const put = (path: string, extra: Record<string, unknown>) =>
+    t.http('PUT', `/v1/vaults/${vaultId}/secrets/${path}`, { body: { value: 'first', type: 'password', metadata: { owner: 'dba', host: 'db-7' }, ...extra } });
+
+  it('shows a rotate-only agent no type or metadata of earlier versions, on both transports', async () => {
+    expect((await put('rot/only', {})).status).toBe(201);
+    const agent = await newAgent([{ pattern: 'rot/**', permissions: ['rotate'] }]);
+    const overHttp = await t.http('POST', `/v1/vaults/${vaultId}/secret-rotate/rot/only`, { token: agent.token, body: {} });
+    expect(overHttp.status).toBe(201);
+    expect(overHttp.json).toMatchObject({ path: 'rot/only', version: 2, type: '' });
+    expect(overHttp.json.metadata).toBeUndefined();
+    const { secrets } = t.clients;
+    const rotate = (extra: object) =>
+      unary(secrets, secrets.rotateSecret, { vaultId, path: 'rot/only', length: undefined, charset: '', type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: undefined, ...extra }, t.auth(agent.token));
+    const overGrpc = (await rotate({})).secret!;
+    expect(overGrpc).toMatchObject({ version: 3, type: '' });
+    expect(overGrpc.metadata).toBeUndefined();
+    // What the caller set itself it sees, as with a write.
+    expect((await rotate({ type: 'api_key', metadata: { mine: true } })).secret).toMatchObject({ version: 4, type: 'api_key', metadata: { mine: true } });
+    // The stored versions keep what they inherited; root (who may read) is shown it.
+    const byRoot = await t.http('POST', `/v1/vaults/${vaultId}/secret-rotate/rot/only`, { body: {} });
+    expect(byRoot.json).toMatchObject({ version: 5, type: 'api_key', metadata: { mine: true } });
+    const versions = await t.http('GET', `/v1/vaults/${vaultId}/secret-versions/rot/only`);
+    expect(versions.json.versions.find((v: { version: number }) => v.version === 2)).toMatchObject({ type: 'password', metadata: { owner: 'dba', host: 'db-7' } });
+  });
+
+  it('keeps the read budget and the lifetime across a rotation unless the request sets them, on both transports', async () => {
+    const lifetimeMs = 3_600_000;
+    const expiresAt = new Date(Date.now() + lifetimeMs).toISOString();
+    for (const [transport, path] of [['HTTP', 'budget/http'], ['gRPC', 'budget/grpc']] as const) {
+      expect((await put(path, { max_access_count: 1, expires_at: expiresAt })).status).toBe(201);
+      let rotated: { version: number; created_at: string; expires_at?: string };
+      if (transport === 'HTTP') {
+        rotated = (await t.http('POST', `/v1/vaults/${vaultId}/secret-rotate/${path}`, { body: {} })).json;
+      } else {
+        const { secrets } = t.clients;
+        const s = (await unary(secrets, secrets.rotateSecret, { vaultId, path, length: undefined, charset: '', type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: undefined }, t.auth())).secret!;
+        rotated = { version: s.version, created_at: s.createdAt!.toISOString(), expires_at: s.expiresAt?.toISOString() };
+      }
+      const previous = (await t.http('GET', `/v1/vaults/${vaultId}/secret-versions/${path}`)).json.versions.find((v: { version: number }) => v.version === 1);
+      const lifetime = (v: { created_at: string; expires_at?: string }) => Date.parse(v.expires_at!) - Date.parse(v.created_at);
+      expect(rotated.version, transport).toBe(2);
+      expect(lifetime(rotated), transport).toBe(lifetime(previous));
+      // One read, then the budget is spent, as it was for version 1.
+      expect((await t.http('GET', `/v1/vaults/${vaultId}/secrets/${path}`)).status, transport).toBe(200);
+      expect((await t.http('GET', `/v1/vaults/${vaultId}/secrets/${path}`)).status, transport).toBe(410);
+    }
+    const overridden = await t.http('POST', `/v1/vaults/${vaultId}/secret-rotate/budget/http`, { body: { max_access_count: 0, expires_at: new Date(Date.now() + 7_200_000).toISOString() } });
+    expect(overridden.status).toBe(201);
+    expect((await t.http('GET', `/v1/vaults/${vaultId}/secrets/budget/http`)).status).toBe(200);
+    expect((await t.http('GET', `/v1/vaults/${vaultId}/secrets/budget/http`)).status).toBe(200);
+  });
+});

@@ -32,8 +32,8 @@ describe('secret service', () => {
 
   const put = (path: string, value: string, extra: Partial<PutSecretInput> = {}) =>
     secrets.put(root, { vaultId, path, value, type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: 0, ...extra });
-  const rotate = (path: string, extra: { length?: number; charset?: string; type?: string; metadata?: unknown } = {}) =>
-    secrets.rotate(root, { vaultId, path, length: extra.length, charset: extra.charset ?? '', type: extra.type ?? '', metadata: extra.metadata });
+  const rotate = (path: string, extra: { length?: number; charset?: string; type?: string; metadata?: unknown; expiresAt?: Date; maxAccessCount?: number } = {}) =>
+    secrets.rotate(root, { vaultId, path, length: extra.length, charset: extra.charset ?? '', type: extra.type ?? '', metadata: extra.metadata, expiresAt: extra.expiresAt, maxAccessCount: extra.maxAccessCount });
 
   beforeEach(async () => {
     clock = new Date('2026-06-01T00:00:00Z');
@@ -117,6 +117,24 @@ describe('secret service', () => {
     await put('p', 'x', { maxAccessCount: 0 });
     for (let i = 0; i < 5; i++) await secrets.get(root, vaultId, 'p');
     await failsWith(put('p', 'x', { maxAccessCount: -1 }), 'invalid_argument');
+  });
+
+  it('keeps the read budget and the lifetime of the previous version across a rotation unless overridden', async () => {
+    const hour = 3_600_000;
+    await put('once', 'v1', { expiresAt: new Date(clock.getTime() + hour), maxAccessCount: 1 });
+    clock = new Date(clock.getTime() + 10 * 60_000);
+    const rotated = await rotate('once');
+    expect(rotated.maxAccessCount).toBe(1);
+    expect(rotated.expiresAt).toEqual(new Date(clock.getTime() + hour));
+    await secrets.get(root, vaultId, 'once');
+    await failsWith(secrets.get(root, vaultId, 'once'), 'gone');
+    clock = new Date(clock.getTime() + hour);
+    await failsWith(rotate('once', { expiresAt: new Date(clock.getTime() - 1) }), 'invalid_argument');
+    await failsWith(rotate('once', { maxAccessCount: -1 }), 'invalid_argument');
+    const overridden = await rotate('once', { expiresAt: new Date(clock.getTime() + 5 * hour), maxAccessCount: 0 });
+    expect(overridden).toMatchObject({ maxAccessCount: 0, expiresAt: new Date(clock.getTime() + 5 * hour) });
+    await put('forever', 'v1');
+    expect(await rotate('forever')).toMatchObject({ maxAccessCount: 0, expiresAt: null });
   });
 
   it('rotates to a generated value of the requested charset and length, keeping type and metadata', async () => {

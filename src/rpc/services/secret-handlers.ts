@@ -67,6 +67,8 @@ export function secretServiceMethods(secrets: SecretService) {
         type: request.type,
         metadata: request.metadata,
         stage: request.stage,
+        expiresAt: request.expiresAt,
+        maxAccessCount: request.maxAccessCount,
       });
       return { secret: toWritten(created) };
     },

@@ -361,12 +361,33 @@ export interface RotateSecretRequest {
     | { [key: string]: any }
     | undefined;
   /** Optional. `pending` stages the new version instead of making it current (see PutSecret). */
-  stage?: string | undefined;
+  stage?:
+    | string
+    | undefined;
+  /**
+   * Optional. When the new version stops being readable; must be in the future. Unset: the
+   * previous version's lifetime counted from now (now + its `expires_at` - `created_at`), or no
+   * expiry if the previous version had none.
+   */
+  expiresAt?:
+    | Date
+    | undefined;
+  /**
+   * Optional. How many successful reads the new version allows; 0 means unlimited. Unset: the
+   * previous version's `max_access_count`. Must not be negative.
+   */
+  maxAccessCount?: number | undefined;
 }
 
 /** Response for SecretService.RotateSecret; over HTTP the bare `secret` object (201 Created). */
 export interface RotateSecretResponse {
-  /** The version that was created. The generated value is never returned. */
+  /**
+   * The version that was created. The generated value is never returned. A caller who may read
+   * the path (root, or an agent with `read` on it) sees the new version's type, metadata and
+   * expires_at. Any other caller (e.g. an agent with only `rotate`) sees them only where the
+   * request set them, as a PutSecret echoes what it was sent: otherwise `type` is empty and
+   * `metadata` and `expires_at` are unset, so rotating reveals nothing of earlier versions.
+   */
   secret?: WrittenSecretVersion | undefined;
 }
 
@@ -2766,7 +2787,17 @@ export const EnableSecretVersionResponse: MessageFns<EnableSecretVersionResponse
 };
 
 function createBaseRotateSecretRequest(): RotateSecretRequest {
-  return { vaultId: "", path: "", length: undefined, charset: "", type: "", metadata: undefined, stage: undefined };
+  return {
+    vaultId: "",
+    path: "",
+    length: undefined,
+    charset: "",
+    type: "",
+    metadata: undefined,
+    stage: undefined,
+    expiresAt: undefined,
+    maxAccessCount: undefined,
+  };
 }
 
 export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
@@ -2791,6 +2822,12 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     }
     if (message.stage !== undefined) {
       writer.uint32(482).string(message.stage);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(242).fork()).join();
+    }
+    if (message.maxAccessCount !== undefined) {
+      writer.uint32(248).int32(message.maxAccessCount);
     }
     return writer;
   },
@@ -2864,6 +2901,22 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
             message.stage = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.maxAccessCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2889,6 +2942,16 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
       type: isSet(object.type) ? globalThis.String(object.type) : "",
       metadata: isObject(object.metadata) ? object.metadata : undefined,
       stage: isSet(object.stage) ? globalThis.String(object.stage) : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      maxAccessCount: isSet(object.maxAccessCount)
+        ? globalThis.Number(object.maxAccessCount)
+        : isSet(object.max_access_count)
+        ? globalThis.Number(object.max_access_count)
+        : undefined,
     };
   },
 
@@ -2915,6 +2978,12 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     if (message.stage !== undefined) {
       obj.stage = message.stage;
     }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.maxAccessCount !== undefined) {
+      obj.maxAccessCount = Math.round(message.maxAccessCount);
+    }
     return obj;
   },
 
@@ -2930,6 +2999,8 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     message.type = object.type ?? "";
     message.metadata = object.metadata ?? undefined;
     message.stage = object.stage ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.maxAccessCount = object.maxAccessCount ?? undefined;
     return message;
   },
 };
@@ -3315,8 +3386,12 @@ export const SecretServiceService = {
   },
   /**
    * Generates a cryptographically random value server-side and stores it as the next version.
-   * The value is never returned. The new version keeps the previous version's type and metadata
-   * unless overridden. Rotating a path that has no versions fails with NOT_FOUND.
+   * The value is never returned. The new version keeps the previous version's type, metadata,
+   * read budget (`max_access_count`) and lifetime (`expires_at` - `created_at`, counted from the
+   * rotation) unless the request overrides them, so a one-read secret stays one-read. Rotating a
+   * path that has no versions fails with NOT_FOUND. Needs `rotate` or `write` permission; a caller
+   * who may not also read the path is shown no more than a write would show it (see
+   * RotateSecretResponse).
    */
   rotateSecret: {
     path: "/vault.v1.SecretService/RotateSecret" as const,
@@ -3382,8 +3457,12 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
   enableSecretVersion: handleUnaryCall<EnableSecretVersionRequest, EnableSecretVersionResponse>;
   /**
    * Generates a cryptographically random value server-side and stores it as the next version.
-   * The value is never returned. The new version keeps the previous version's type and metadata
-   * unless overridden. Rotating a path that has no versions fails with NOT_FOUND.
+   * The value is never returned. The new version keeps the previous version's type, metadata,
+   * read budget (`max_access_count`) and lifetime (`expires_at` - `created_at`, counted from the
+   * rotation) unless the request overrides them, so a one-read secret stays one-read. Rotating a
+   * path that has no versions fails with NOT_FOUND. Needs `rotate` or `write` permission; a caller
+   * who may not also read the path is shown no more than a write would show it (see
+   * RotateSecretResponse).
    */
   rotateSecret: handleUnaryCall<RotateSecretRequest, RotateSecretResponse>;
   /**
@@ -3542,8 +3621,12 @@ export interface SecretServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Generates a cryptographically random value server-side and stores it as the next version.
-   * The value is never returned. The new version keeps the previous version's type and metadata
-   * unless overridden. Rotating a path that has no versions fails with NOT_FOUND.
+   * The value is never returned. The new version keeps the previous version's type, metadata,
+   * read budget (`max_access_count`) and lifetime (`expires_at` - `created_at`, counted from the
+   * rotation) unless the request overrides them, so a one-read secret stays one-read. Rotating a
+   * path that has no versions fails with NOT_FOUND. Needs `rotate` or `write` permission; a caller
+   * who may not also read the path is shown no more than a write would show it (see
+   * RotateSecretResponse).
    */
   rotateSecret(
     request: RotateSecretRequest,
