@@ -3,6 +3,7 @@ import { createPolicyAccessControl } from './domain/access-control.js';
 import { createAgentTokens } from './auth/agent-token.js';
 import { deriveAgentTokenKeys } from './auth/agent-token-keys.js';
 import { createCredentialAuthenticator } from './auth/credential-authenticator.js';
+import { createFailedAuthLimiter, DEFAULT_FAILED_AUTH_LIMITS } from './auth/failed-auth-limiter.js';
 import type { Config } from './config.js';
 import { createHttpGateway } from './gateway/http-server.js';
 import { descriptorRegistry } from './gateway/route-table.js';
@@ -25,6 +26,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import type { ApiMethod } from './rpc/api-method.js';
 import { loadDescriptorSetBytes } from './rpc/descriptors.js';
 import { createGrpcServer } from './rpc/grpc-server.js';
+import { createClientAddressResolver } from './rpc/client-address.js';
 import { createInvoker } from './rpc/invoker.js';
 import { guardRequests } from './rpc/request-guard.js';
 import { agentServiceMethods, authServiceMethods } from './rpc/services/agent-handlers.js';
@@ -99,7 +101,12 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)), pages });
     const masterKeys = createMasterKeyService({ storage, barrier, keyring, access, now });
 
-    const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, appendAudit, now });
+    const failures = createFailedAuthLimiter({
+      appendAudit,
+      now,
+      limits: { ...DEFAULT_FAILED_AUTH_LIMITS, perAddress: config.authFailuresPerAddress, perAgent: config.authFailuresPerAgent },
+    });
+    const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, failures, now });
     // This instance forgets cached agents at once when it changes one; others within a second.
     const onCredentialsChanged = () => authenticator.forgetAgents();
 
@@ -108,12 +115,18 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       ...vaultServiceMethods(vaults),
       ...secretServiceMethods(secrets),
       ...agentServiceMethods(createAgentService({ storage, access, now, onCredentialsChanged, pages })),
-      ...authServiceMethods(createTokenExchange({ storage, tokens, now })),
+      ...authServiceMethods(createTokenExchange({ storage, tokens, failures, now })),
       ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged, pages })),
       ...auditServiceMethods(audit),
       ...systemServiceMethods({ storage, masterKeys, version: VERSION }),
     ], descriptorRegistry(descriptorSet));
-    const invoke = createInvoker({ authenticator, logger, observer: { call: metrics.observeCall, authFailed: metrics.authFailed } });
+    const invoke = createInvoker({
+      authenticator,
+      logger,
+      observer: { call: metrics.observeCall, authFailed: metrics.authFailed },
+      clientAddress: createClientAddressResolver(config.trustedProxies),
+    });
+    const failureFlusher = startFailureAuditFlusher(failures, logger);
     const sealer = startAuditSealer(audit.sealPending, logger);
     const rotationTimer = startTicker(() => rotationScheduler.tick(), rotationTickMs, (error) =>
       logger.warn({ err: error }, 'finding due rotations failed; will retry'),
@@ -158,6 +171,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
         grpc.health.setStatus('', 'NOT_SERVING');
         await rotationTimer.stop();
         await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs), metricsServer?.close()]);
+        await failureFlusher.stop();
         await sealer.stop();
         await storage!.close();
       },
@@ -189,6 +203,19 @@ function startTicker(work: () => Promise<unknown>, everyMs: number | null, onErr
     async stop() {
       clearInterval(timer);
       await running;
+    },
+  };
+}
+
+/** Writes the aggregated failed-authentication events of ended windows every few seconds. */
+function startFailureAuditFlusher(failures: { flushEnded(): Promise<void>; flushAll(): Promise<void> }, logger: Logger) {
+  const report = (error: unknown) => logger.warn({ err: error }, 'writing aggregated auth.failed events failed; will retry');
+  const timer = setInterval(() => void failures.flushEnded().catch(report), 5000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await failures.flushAll().catch(report);
     },
   };
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { loadTlsMaterial, TlsFilesError, type TlsFiles, type TlsMaterial } from './tls/server-tls.js';
+import { trustedProxyProblem } from './rpc/client-address.js';
 
 /**
  * The only reader of the environment. Every variable is validated at start, and every bad one is
@@ -32,6 +33,11 @@ export interface Config {
   metricsUnauthenticated: boolean;
   /** Shortest rotation_policy interval a PutSecret may set. */
   minRotationIntervalSeconds: number;
+  /** Peers whose X-Forwarded-For names the client (IP addresses or CIDR blocks); empty: none. */
+  trustedProxies: string[];
+  /** Failed authentications per minute allowed per client address and per agent id. */
+  authFailuresPerAddress: number;
+  authFailuresPerAgent: number;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +105,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (rawMetricsUnauthenticated !== 'true' && rawMetricsUnauthenticated !== 'false') {
     problems.push(`VAULT_METRICS_UNAUTHENTICATED must be true or false, got ${JSON.stringify(rawMetricsUnauthenticated)}`);
   }
+  const trustedProxies = (read('VAULT_TRUSTED_PROXIES') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const entry of trustedProxies) {
+    const problem = trustedProxyProblem(entry);
+    if (problem) problems.push(`VAULT_TRUSTED_PROXIES: ${problem}`);
+  }
 
   const config: Config = {
     host,
@@ -119,6 +133,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: read('VAULT_METRICS_PORT') === undefined ? undefined : integer('VAULT_METRICS_PORT', 0, 0, 65535),
     metricsUnauthenticated: rawMetricsUnauthenticated === 'true',
     minRotationIntervalSeconds: integer('VAULT_MIN_ROTATION_INTERVAL_SECONDS', 60, 1, 86_400),
+    trustedProxies,
+    authFailuresPerAddress: integer('VAULT_AUTH_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
+    authFailuresPerAgent: integer('VAULT_AUTH_FAILURES_PER_AGENT', 300, 1, 1_000_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -1,4 +1,4 @@
-import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { decodeJwt, errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { AgentTokenClaims, AgentTokens } from '../domain/agent-tokens.js';
 import type { AgentTokenKey } from './agent-token-keys.js';
 
@@ -67,4 +67,18 @@ export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
 function isCanonicalCompact(token: string): boolean {
   const parts = token.split('.');
   return parts.length === 3 && parts.every((part) => BASE64URL_PART.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part);
+}
+
+/**
+ * The agent a token says it is for, without checking it: only to count failed attempts per agent
+ * id. Undefined when the token does not even parse.
+ */
+export function claimedAgentId(token: string): string | undefined {
+  if (token.length > MAX_TOKEN_CHARS) return undefined;
+  try {
+    const { sub } = decodeJwt(token);
+    return typeof sub === 'string' && sub.length <= 64 ? sub : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,12 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { unauthenticated } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
-import { API_KEY_PREFIX } from './api-key.js';
+import { API_KEY_PREFIX } from '../domain/api-key.js';
 
 /** Turns the credential a call carries into a Principal, or refuses with UNAUTHENTICATED. */
 export interface Authenticator {
-  /** `authorization` is the raw header / metadata value, e.g. `Bearer abc`. */
-  authenticate(authorization: string | undefined, requestId: string): Promise<Principal>;
+  /**
+   * `authorization` is the raw header / metadata value, e.g. `Bearer abc`; `clientAddress` the
+   * caller's IP as the transport resolved it, which failed attempts are counted against.
+   */
+  authenticate(authorization: string | undefined, requestId: string, clientAddress?: string): Promise<Principal>;
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;

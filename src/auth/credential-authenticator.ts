@@ -1,9 +1,9 @@
 import { agentCanAuthenticate } from '../domain/agent-authentication.js';
-import { auditEvent } from '../domain/audit-event.js';
+import type { AuthFailureGuard } from '../domain/auth-failure-guard.js';
 import { unauthenticated, VaultError } from '../domain/errors.js';
-import { ANONYMOUS, ROOT, type Principal } from '../domain/principal.js';
-import type { AgentRecord, AgentStore, Storage } from '../storage/storage.js';
-import type { AgentTokens } from './agent-token.js';
+import { ROOT, type Principal } from '../domain/principal.js';
+import type { AgentRecord, AgentStore } from '../storage/storage.js';
+import { claimedAgentId, type AgentTokens } from './agent-token.js';
 import { hashApiKey, looksLikeApiKey } from '../domain/api-key.js';
 import { bearerToken, secretsEqual, type Authenticator } from './authenticator.js';
 
@@ -16,13 +16,15 @@ export interface CredentialAuthenticatorDeps {
   rootToken: string;
   agents: Pick<AgentStore, 'get' | 'getByKeyHash' | 'touch'>;
   tokens: AgentTokens;
-  appendAudit: Storage['appendAudit'];
+  /** Limits and audits failed attempts (per client address and per agent id). */
+  failures: AuthFailureGuard;
   now: () => Date;
 }
 
 /**
  * Accepts the root token, an agent's raw `ocv_` API key, or an agent token. Every failure is the
- * same UNAUTHENTICATED answer (no hint whether the agent exists) and leaves an audit event; the
+ * same UNAUTHENTICATED answer (no hint whether the agent exists) and is counted and audited by
+ * `failures`; an address or agent id with too many recent failures gets RESOURCE_EXHAUSTED. The
  * credential itself is never logged or recorded.
  */
 export interface CredentialAuthenticator extends Authenticator {
@@ -30,7 +32,7 @@ export interface CredentialAuthenticator extends Authenticator {
   forgetAgents(): void;
 }
 
-export function createCredentialAuthenticator({ rootToken, agents, tokens, appendAudit, now }: CredentialAuthenticatorDeps): CredentialAuthenticator {
+export function createCredentialAuthenticator({ rootToken, agents, tokens, failures, now }: CredentialAuthenticatorDeps): CredentialAuthenticator {
   const byId = new Map<string, { agent: AgentRecord | null; until: number }>();
   const byKey = new Map<string, { agent: AgentRecord | null; until: number }>();
   const touched = new Map<string, number>();
@@ -75,20 +77,22 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, appen
       byKey.clear();
     },
 
-    async authenticate(authorization, requestId) {
+    async authenticate(authorization, requestId, clientAddress) {
       const at = now();
+      let credential: string | undefined;
       let principal: Principal | null = null;
       let failure = unauthenticated('invalid credentials');
       try {
-        principal = await resolve(bearerToken(authorization), at);
+        credential = bearerToken(authorization);
       } catch (error) {
         if (!(error instanceof VaultError) || error.code !== 'unauthenticated') throw error;
         failure = error;
       }
+      const source = { address: clientAddress, agentId: credential === undefined ? undefined : claimedAgentId(credential) };
+      await failures.admit(source, requestId);
+      if (credential !== undefined) principal = await resolve(credential, at);
       if (principal) return principal;
-      await appendAudit([
-        auditEvent({ principal: ANONYMOUS, requestId }, at, { action: 'auth.failed', resourceType: 'token', resourceId: '', outcome: 'failure' }),
-      ]);
+      await failures.fail(source, requestId);
       throw failure;
     },
   };

@@ -50,3 +50,6 @@ export const dataLoss = (message: string) => new VaultError('data_loss', message
 /** A change that cannot apply in the resource's present state (a read refusal is `gone`, 410). */
 export const failedPrecondition = (reason: string, message: string, metadata: Record<string, string> = {}) =>
   new VaultError('failed_precondition', message, reason, metadata);
+/** Too many attempts: `retryAfterSeconds` says when to try again (HTTP Retry-After). */
+export const resourceExhausted = (reason: string, message: string, retryAfterSeconds: number) =>
+  new VaultError('resource_exhausted', message, reason, { retry_after_seconds: String(retryAfterSeconds) });

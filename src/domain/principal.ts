@@ -15,4 +15,6 @@ export const SYSTEM: Principal = { type: 'system', id: 'system' };
 export interface CallContext {
   readonly principal: Principal;
   readonly requestId: string;
+  /** The client's IP address as the transport resolved it (X-Forwarded-For only from trusted proxies). */
+  readonly clientAddress?: string | undefined;
 }

@@ -138,6 +138,8 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
           authorization: req.headers.authorization,
           requestId: single(req.headers['x-request-id']),
           peer,
+          peerAddress: req.socket.remoteAddress,
+          forwardedFor: [req.headers['x-forwarded-for'] ?? []].flat().join(', ') || undefined,
         });
       } catch (error) {
         // invoke has converted, logged and tagged it with the call's request id.
@@ -146,6 +148,8 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
         const requestId = typeof error === 'object' && error !== null ? (error as { requestId?: unknown }).requestId : undefined;
         const httpStatus = httpStatusForError(rpcError.code, rpcError.errorInfo?.reason);
         const headers: Record<string, string> = httpStatus === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
+        const retryAfter = rpcError.errorInfo?.metadata.retry_after_seconds;
+        if (retryAfter) headers['Retry-After'] = retryAfter;
         send(res, httpStatus, errorBody(rpcError, httpStatus), typeof requestId === 'string' ? requestId : fallbackRequestId, headers);
         return;
       }

@@ -7,6 +7,7 @@ import { Status } from '../gen/google/rpc/status.js';
 import type { ApiMethod } from './api-method.js';
 import { fileDescriptorProtos } from './descriptors.js';
 import type { ServerTls } from '../tls/server-tls.js';
+import { peerIp } from './client-address.js';
 import type { Invoke } from './invoker.js';
 import { RpcError } from './rpc-error.js';
 
@@ -54,6 +55,8 @@ export function createGrpcServer({
           authorization: first('authorization'),
           requestId: first('x-request-id'),
           peer: call.getPeer(),
+          peerAddress: peerIp(call.getPeer()),
+          forwardedFor: first('x-forwarded-for'),
         }).then(
           ({ response, requestId }) => {
             const trailer = new Metadata();
@@ -152,6 +155,8 @@ function groupByService(methods: ApiMethod[]): Map<string, ApiMethod[]> {
 function toServiceError(error: RpcError & { requestId?: string }): Partial<ServiceError> {
   const metadata = new Metadata();
   if (error.requestId) metadata.set('x-request-id', error.requestId);
+  const retryAfter = error.errorInfo?.metadata.retry_after_seconds;
+  if (retryAfter) metadata.set('retry-after', retryAfter);
   if (error.errorInfo) {
     const details = Status.encode({
       code: error.code,

@@ -6,6 +6,7 @@ import { ANONYMOUS, type CallContext } from '../domain/principal.js';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from './api-method.js';
 import { RejectedRequest } from './request-guard.js';
+import type { ClientAddressResolver } from './client-address.js';
 import { toRpcError } from './rpc-error.js';
 
 /** What a transport knows about a call before it is handled. */
@@ -16,6 +17,10 @@ export interface CallMeta {
   /** A client-supplied request id (x-request-id), if any; one is made up otherwise. */
   requestId: string | undefined;
   peer: string | undefined;
+  /** The TCP peer's IP address. */
+  peerAddress: string | undefined;
+  /** The X-Forwarded-For value, honoured only when the peer is a trusted proxy. */
+  forwardedFor: string | undefined;
 }
 
 /**
@@ -32,18 +37,29 @@ export interface CallObserver {
   authFailed(reason: AuthFailureReason): void;
 }
 
-export function createInvoker({ authenticator, logger, observer }: { authenticator: Authenticator; logger: Logger; observer?: CallObserver }): Invoke {
+export function createInvoker({
+  authenticator,
+  logger,
+  observer,
+  clientAddress = (peerAddress) => peerAddress,
+}: {
+  authenticator: Authenticator;
+  logger: Logger;
+  observer?: CallObserver;
+  clientAddress?: ClientAddressResolver;
+}): Invoke {
   return async (method, request, meta) => {
     const started = performance.now();
     const requestId = sanitizeRequestId(meta.requestId) ?? randomUUID();
-    let context: CallContext = { principal: ANONYMOUS, requestId };
+    const address = clientAddress(meta.peerAddress, meta.forwardedFor);
+    let context: CallContext = { principal: ANONYMOUS, requestId, clientAddress: address };
     let code = status.OK;
     try {
       // A request the deserializer refused (rpc/request-guard.ts) fails before authentication.
       if (request instanceof RejectedRequest) throw request.error;
       if (method.requiresAuth) {
         try {
-          context = { principal: await authenticator.authenticate(meta.authorization, requestId), requestId };
+          context = { principal: await authenticator.authenticate(meta.authorization, requestId, address), requestId, clientAddress: address };
         } catch (error) {
           if (observer && error instanceof VaultError && error.code === 'unauthenticated') observer.authFailed(authFailureReason(meta.authorization));
           throw error;
@@ -66,6 +82,7 @@ export function createInvoker({ authenticator, logger, observer }: { authenticat
           durationMs: Math.round(seconds * 100_000) / 100,
           caller: context.principal.type === 'anonymous' ? 'anonymous' : `${context.principal.type}:${context.principal.id}`,
           peer: meta.peer,
+          ...(address !== meta.peerAddress ? { clientAddress: address } : {}),
           requestId,
         },
         'call',

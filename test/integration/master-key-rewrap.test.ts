@@ -2,8 +2,9 @@
 // the new key, tokens and the audit chain across the rotation. On memory and on MariaDB.
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createPolicyAccessControl } from '../../src/auth/access-control.js';
+import { createPolicyAccessControl } from '../../src/domain/access-control.js';
 import { createAgentTokens } from '../../src/auth/agent-token.js';
+import { deriveAgentTokenKeys } from '../../src/auth/agent-token-keys.js';
 import { createBarrier } from '../../src/crypto/barrier.js';
 import { checkKeysAgainstStorage } from '../../src/crypto/key-check.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
@@ -35,7 +36,7 @@ async function instance(storage: Storage, current: Uint8Array, old: Uint8Array[]
     secrets: createSecretService({ storage, barrier, access, vaults, now, maxValueBytes: 4096 }),
     keys: createMasterKeyService({ storage, barrier, keyring, access, now }),
     audit: createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)) }),
-    tokens: createAgentTokens(keyring),
+    tokens: createAgentTokens(deriveAgentTokenKeys(keyring)),
   };
 }
 type Instance = Awaited<ReturnType<typeof instance>>;
@@ -172,17 +173,17 @@ describe.each(stores)('master-key rewrap on %s', (_name, open) => {
 
   it('keeps tokens issued before the rotation valid while the old key is configured', async () => {
     const before = await instance(storage, k1);
-    const token = before.tokens.issue({ sub: 'agent-1', gen: 0, iat: 1, exp: 4_000_000_000 });
+    const token = await before.tokens.issue({ sub: 'agent-1', gen: 0, iat: 1, exp: 4_000_000_000 });
     const rotated = await instance(storage, k2, [k1]);
-    expect(rotated.tokens.verify(token, 2)).toMatchObject({ sub: 'agent-1', gen: 0 });
+    expect(await rotated.tokens.verify(token, 2)).toMatchObject({ sub: 'agent-1', gen: 0 });
     // New tokens are signed with the new key and name it.
-    const fresh = rotated.tokens.issue({ sub: 'agent-1', gen: 0, iat: 1, exp: 4_000_000_000 });
+    const fresh = await rotated.tokens.issue({ sub: 'agent-1', gen: 0, iat: 1, exp: 4_000_000_000 });
     expect(JSON.parse(Buffer.from(fresh.split('.')[0]!, 'base64url').toString()).kid).toBe(rotated.keyId);
     await rotated.keys.rewrap(root, { batchSize: 0, maxBatches: 0 });
     const newOnly = await instance(storage, k2);
     // Once the old key is removed, its tokens fail (the agent exchanges its key again); new ones work.
-    expect(newOnly.tokens.verify(token, 2)).toBeNull();
-    expect(newOnly.tokens.verify(fresh, 2)).toMatchObject({ sub: 'agent-1' });
+    expect(await newOnly.tokens.verify(token, 2)).toBeNull();
+    expect(await newOnly.tokens.verify(fresh, 2)).toMatchObject({ sub: 'agent-1' });
   });
 
   it('refuses a rewrap by anyone but root, and bad batch sizes', async () => {

@@ -45,6 +45,19 @@ describe('configuration', () => {
     expect(config.oldMasterKeys).toHaveLength(2);
   });
 
+  it('reads trusted proxies (addresses and CIDR blocks) and failed-authentication limits, and names bad entries', () => {
+    expect(loadConfig({})).toMatchObject({ trustedProxies: [], authFailuresPerAddress: 100, authFailuresPerAgent: 300 });
+    expect(
+      loadConfig({ VAULT_TRUSTED_PROXIES: '10.0.0.5, 10.1.0.0/16,fd00::/8', VAULT_AUTH_FAILURES_PER_ADDRESS: '5', VAULT_AUTH_FAILURES_PER_AGENT: '7' }),
+    ).toMatchObject({ trustedProxies: ['10.0.0.5', '10.1.0.0/16', 'fd00::/8'], authFailuresPerAddress: 5, authFailuresPerAgent: 7 });
+    const problems = problemsOf({ VAULT_TRUSTED_PROXIES: 'lb.internal,10.0.0.0/33', VAULT_AUTH_FAILURES_PER_ADDRESS: '0' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^VAULT_TRUSTED_PROXIES: "lb.internal" is not an IP address or CIDR block/),
+      expect.stringMatching(/^VAULT_TRUSTED_PROXIES: "10.0.0.0\/33" has an invalid prefix length/),
+      expect.stringMatching(/^VAULT_AUTH_FAILURES_PER_ADDRESS must be a whole number/),
+    ]);
+  });
+
   it('reports every bad variable at once, by name', () => {
     const problems = problemsOf({ VAULT_GRPC_PORT: 'http', VAULT_HTTP_PORT: '70000', VAULT_MASTER_KEY: 'c2hvcnQ=', VAULT_LOG_LEVEL: 'loud' });
     expect(problems.join('\n')).toMatch(/VAULT_GRPC_PORT/);
