@@ -374,7 +374,11 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           details: replaced === null ? { version } : { version, replaced },
         }),
       ]);
-      if (outcome.kind === 'promoted' || outcome.kind === 'unchanged') return view(outcome.version);
+      if (outcome.kind === 'promoted' || outcome.kind === 'unchanged') {
+        // As with rotation: a caller who may not read the path learns nothing of the version's settings.
+        const promoted = view(outcome.version);
+        return (await access.mayAccess(context, vaultId, 'read', path)) ? promoted : { ...promoted, type: '', metadata: null, expiresAt: null };
+      }
       const which = { path, vault_id: vaultId, version: String(version) };
       if (outcome.kind === 'disabled') {
         throw failedPrecondition('SECRET_VERSION_NOT_PROMOTABLE', `version ${version} of secret ${quote(path)} is disabled: enable it before promoting it`, which);

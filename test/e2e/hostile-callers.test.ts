@@ -159,6 +159,14 @@ describe('rotation by a caller who may not read', () => {
     // The stored versions keep what they inherited; root (who may read) is shown it.
     const byRoot = await t.http('POST', `/v1/vaults/${vaultId}/secret-rotate/rot/only`, { body: {} });
     expect(byRoot.json).toMatchObject({ version: 5, type: 'api_key', metadata: { mine: true } });
+    // Promoting (also a rotate permission) shows no more either.
+    const promoted = await t.http('POST', `/v1/vaults/${vaultId}/secret-version/rot/only/1/promote`, { token: agent.token, body: {} });
+    expect(promoted.status).toBe(200);
+    expect(promoted.json).toMatchObject({ version: 1, type: '' });
+    expect(promoted.json.metadata).toBeUndefined();
+    const promotedOverGrpc = await unary(secrets, secrets.promoteSecretVersion, { vaultId, path: 'rot/only', version: 2 }, t.auth(agent.token));
+    expect(promotedOverGrpc.secret).toMatchObject({ version: 2, type: '' });
+    expect(promotedOverGrpc.secret!.metadata).toBeUndefined();
     const versions = await t.http('GET', `/v1/vaults/${vaultId}/secret-versions/rot/only`);
     expect(versions.json.versions.find((v: { version: number }) => v.version === 2)).toMatchObject({ type: 'password', metadata: { owner: 'dba', host: 'db-7' } });
   });

@@ -3407,7 +3407,9 @@ export const SecretServiceService = {
    * Makes a version `current`: "latest" reads serve it from now on. The version that was current
    * becomes `previous`; promoting that one again rolls back. A version that is already current
    * is left as it is (idempotent). A disabled version cannot be promoted (FAILED_PRECONDITION:
-   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`.
+   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`. A caller
+   * who may not also read the path gets the version with `type` empty and `metadata` and
+   * `expires_at` unset, as for RotateSecret.
    */
   promoteSecretVersion: {
     path: "/vault.v1.SecretService/PromoteSecretVersion" as const,
@@ -3469,7 +3471,9 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
    * Makes a version `current`: "latest" reads serve it from now on. The version that was current
    * becomes `previous`; promoting that one again rolls back. A version that is already current
    * is left as it is (idempotent). A disabled version cannot be promoted (FAILED_PRECONDITION:
-   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`.
+   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`. A caller
+   * who may not also read the path gets the version with `type` empty and `metadata` and
+   * `expires_at` unset, as for RotateSecret.
    */
   promoteSecretVersion: handleUnaryCall<PromoteSecretVersionRequest, PromoteSecretVersionResponse>;
 }
@@ -3647,7 +3651,9 @@ export interface SecretServiceClient extends Client {
    * Makes a version `current`: "latest" reads serve it from now on. The version that was current
    * becomes `previous`; promoting that one again rolls back. A version that is already current
    * is left as it is (idempotent). A disabled version cannot be promoted (FAILED_PRECONDITION:
-   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`.
+   * enable it first). Needs `rotate` or `write` permission; audited as `secret.promote`. A caller
+   * who may not also read the path gets the version with `type` empty and `metadata` and
+   * `expires_at` unset, as for RotateSecret.
    */
   promoteSecretVersion(
     request: PromoteSecretVersionRequest,
