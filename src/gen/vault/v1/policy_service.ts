@@ -65,7 +65,12 @@ export interface Policy {
 export interface CreatePolicyRequest {
   /** Required. The vault's id (UUID). */
   vaultId: string;
-  /** Required. Glob over secret paths, e.g. `api-keys/*` or `**`. At most 512 bytes. */
+  /**
+   * Required. Glob over secret paths, e.g. `api-keys/*` or `**`: `*` matches within one segment,
+   * a segment that is exactly `**` matches any number of segments (also none). At most 512
+   * bytes and 16 wildcards (a `**` segment or a run of `*` counts one); segments of letters,
+   * digits, `_`, `-` and `*`, separated by single `/`. Otherwise INVALID_ARGUMENT.
+   */
   secretPathPattern: string;
   /** Required. `agent`. */
   principalType: string;
