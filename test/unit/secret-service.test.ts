@@ -137,6 +137,24 @@ describe('secret service', () => {
     expect(await rotate('forever')).toMatchObject({ maxAccessCount: 0, expiresAt: null });
   });
 
+  it('keeps the read budget and the lifetime of the previous version across a scheduled rotation', async () => {
+    const hour = 3_600_000;
+    const rotationPolicy = { intervalSeconds: 600, charset: 'hex', stage: '' };
+    await put('scheduled', 'v1', { expiresAt: new Date(clock.getTime() + hour), maxAccessCount: 2, rotationPolicy });
+    const dueAt = (await storage.secrets.schedule(vaultId, 'scheduled'))!.nextRotationAt!;
+    clock = new Date(dueAt);
+    expect(await secrets.rotateScheduled(vaultId, 'scheduled', dueAt)).toBe(true);
+    const rotated = await secrets.get(root, vaultId, 'scheduled');
+    expect(rotated).toMatchObject({ version: 2, maxAccessCount: 2, expiresAt: new Date(clock.getTime() + hour) });
+    await secrets.get(root, vaultId, 'scheduled');
+    await failsWith(secrets.get(root, vaultId, 'scheduled'), 'gone');
+    await put('unlimited', 'v1', { rotationPolicy });
+    const unlimitedDue = (await storage.secrets.schedule(vaultId, 'unlimited'))!.nextRotationAt!;
+    clock = new Date(unlimitedDue);
+    expect(await secrets.rotateScheduled(vaultId, 'unlimited', unlimitedDue)).toBe(true);
+    expect(await secrets.get(root, vaultId, 'unlimited')).toMatchObject({ version: 2, maxAccessCount: 0, expiresAt: null });
+  });
+
   it('rotates to a generated value of the requested charset and length, keeping type and metadata', async () => {
     await put('db/password', 'initial', { type: 'password', metadata: { owner: 'dba' } });
     for (const [charset, length] of [['hex', 8], ['base64', 1024], ['alphanumeric', 33], ['ascii', 64]] as const) {

@@ -160,7 +160,8 @@ export interface PutSecretRequest {
 /**
  * A schedule for server-side rotation. Each due rotation happens exactly once across all
  * instances, as the system actor (audited with actor `system`), like RotateSecret with `length`,
- * `charset` and `stage`. A rotation missed while every instance was down happens once when one
+ * `charset` and `stage`: the new version keeps the previous version's type, metadata, read budget
+ * (`max_access_count`) and lifetime (counted from the rotation). A rotation missed while every instance was down happens once when one
  * is back, and the next is then `interval_seconds` after that one.
  */
 export interface RotationPolicy {
