@@ -17,7 +17,7 @@ export interface Metrics {
   readonly registry: Registry;
   /** One finished RPC on either transport. `fullName` is e.g. `vault.v1.SecretService.GetSecret`. */
   observeCall(fullName: string, transport: 'grpc' | 'http', code: string, seconds: number): void;
-  authFailed(reason: AuthFailureReason): void;
+  authFailed(reason: AuthFailureReason | 'rate_limited'): void;
   transactionRetried(cause: RetryCause): void;
   /** The Prometheus text exposition of every metric. */
   scrape(): Promise<string>;
@@ -39,7 +39,14 @@ export function createMetrics({ stats, now }: MetricsDeps): Metrics {
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
-  const authFailures = new Counter({ name: 'vault_auth_failures_total', help: 'Calls refused as unauthenticated, by reason.', labelNames: ['reason'], registers: [registry] });
+  const authFailures = new Counter({
+    name: 'vault_auth_failures_total',
+    help:
+      'Calls refused for their credentials, by reason: each 401 by the credential\'s shape (missing_credentials, malformed_credentials, ' +
+      'invalid_api_key, invalid_token, invalid_credentials); rate_limited: refused with 429 after too many failed authentications, credential unchecked.',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
   const retries = new Counter({
     name: 'vault_db_transaction_retries_total',
     help: 'Database transactions (or autocommit statements) run again, by cause.',

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { authFailureReason, type AuthFailureReason, type Authenticator } from '../auth/authenticator.js';
+import { TOO_MANY_FAILED_AUTHENTICATIONS } from '../auth/failed-auth-limiter.js';
 import { VaultError } from '../domain/errors.js';
 import { ANONYMOUS, type CallContext } from '../domain/principal.js';
 import type { Logger } from '../logger.js';
@@ -34,7 +35,7 @@ export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta) => Pr
 export interface CallObserver {
   /** `code` is the gRPC code's name, e.g. `OK`, `NOT_FOUND`. */
   call(fullName: string, transport: CallMeta['transport'], code: string, seconds: number): void;
-  authFailed(reason: AuthFailureReason): void;
+  authFailed(reason: AuthFailureReason | 'rate_limited'): void;
 }
 
 export function createInvoker({
@@ -61,7 +62,11 @@ export function createInvoker({
         try {
           context = { principal: await authenticator.authenticate(meta.authorization, requestId, address), requestId, clientAddress: address };
         } catch (error) {
-          if (observer && error instanceof VaultError && error.code === 'unauthenticated') observer.authFailed(authFailureReason(meta.authorization));
+          if (observer && error instanceof VaultError) {
+            if (error.code === 'unauthenticated') observer.authFailed(authFailureReason(meta.authorization));
+            // Refused with 429 before the credential was checked: counted apart, not as another failure.
+            else if (error.reason === TOO_MANY_FAILED_AUTHENTICATIONS) observer.authFailed('rate_limited');
+          }
           throw error;
         }
       }

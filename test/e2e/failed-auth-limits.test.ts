@@ -2,6 +2,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_FAILED_AUTH_LIMITS } from '../../src/auth/failed-auth-limiter.js';
+import { parsePrometheusText } from '../support/prometheus-text.js';
 import { createTestClock, startTestApp, unary, type TestApp } from '../support/test-app.js';
 
 /**
@@ -62,6 +63,13 @@ describe('failed authentication limits over both transports', () => {
     // A legitimate caller from another address is unaffected.
     const fromElsewhere = await httpFrom(t, '127.0.0.2', `/v1/vaults/${vaultId}/secrets`, { authorization: `Bearer ${t.app.rootToken}` });
     expect(fromElsewhere.status).toBe(200);
+
+    // Every refused credential is counted: the LIMIT checked ones by their shape, the 7 refused
+    // with 429 unchecked as rate_limited (not as more failures).
+    const scraped = await httpFrom(t, '127.0.0.2', '/metrics', { authorization: `Bearer ${t.app.rootToken}` });
+    const exposition = parsePrometheusText(scraped.body);
+    expect(exposition.value('vault_auth_failures_total', { reason: 'invalid_credentials' })).toBe(LIMIT);
+    expect(exposition.value('vault_auth_failures_total', { reason: 'rate_limited' })).toBe(7);
 
     // The flood of LIMIT + 7 attempts left one audit row so far (the window's first failure);
     // the rest are counted into one more row when the window ends.
