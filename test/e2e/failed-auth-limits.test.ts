@@ -43,7 +43,7 @@ describe('failed authentication limits over both transports', () => {
     const vaultId = (await unary(t.clients.vaults, t.clients.vaults.createVault, { name: 'limits', description: '' }, t.auth())).vault!.id;
     const codes: number[] = [];
     for (let i = 0; i < LIMIT + 5; i++) {
-      const code = await unary(secrets, secrets.listSecrets, { vaultId, prefix: '' }, t.auth('not-a-valid-token-at-all')).then(
+      const code = await unary(secrets, secrets.listSecrets, { vaultId, prefix: '', pageSize: 0, pageToken: '' }, t.auth('not-a-valid-token-at-all')).then(
         () => status.OK,
         (e: ServiceError) => e.code,
       );
@@ -51,7 +51,7 @@ describe('failed authentication limits over both transports', () => {
     }
     expect(codes.slice(0, LIMIT).every((c) => c === status.UNAUTHENTICATED)).toBe(true);
     expect(codes.slice(LIMIT).every((c) => c === status.RESOURCE_EXHAUSTED)).toBe(true);
-    const refused = await unary(secrets, secrets.listSecrets, { vaultId, prefix: '' }, t.auth()).catch((e: ServiceError) => e);
+    const refused = await unary(secrets, secrets.listSecrets, { vaultId, prefix: '', pageSize: 0, pageToken: '' }, t.auth()).catch((e: ServiceError) => e);
     expect((refused as ServiceError).code).toBe(status.RESOURCE_EXHAUSTED);
     expect(Number((refused as ServiceError).metadata.get('retry-after')[0])).toBeGreaterThan(0);
 

@@ -119,12 +119,12 @@ describe('no existence oracle for agents', () => {
     const missing = '00000000-0000-4000-8000-000000000000';
     const { secrets } = t.clients;
     const calls: Array<[string, (vault: string) => Promise<number>, (vault: string) => Promise<{ status: number; json: any }>]> = [
-      ['ListSecrets', (v) => grpcCode(unary(secrets, secrets.listSecrets, { vaultId: v, prefix: '' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secrets`, { token: agent.token })],
+      ['ListSecrets', (v) => grpcCode(unary(secrets, secrets.listSecrets, { vaultId: v, prefix: '', pageSize: 0, pageToken: '' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secrets`, { token: agent.token })],
       ['GetSecret', (v) => getOverGrpc(agent.token, 'a/b', v), (v) => t.http('GET', `/v1/vaults/${v}/secrets/a/b`, { token: agent.token })],
       ['GetSecretVersion', (v) => grpcCode(unary(secrets, secrets.getSecretVersion, { vaultId: v, path: 'a/b', version: 1 }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secret-version/a/b/1`, { token: agent.token })],
-      ['ListSecretVersions', (v) => grpcCode(unary(secrets, secrets.listSecretVersions, { vaultId: v, path: 'a/b' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secret-versions/a/b`, { token: agent.token })],
+      ['ListSecretVersions', (v) => grpcCode(unary(secrets, secrets.listSecretVersions, { vaultId: v, path: 'a/b', pageSize: 0, pageToken: '' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/secret-versions/a/b`, { token: agent.token })],
       ['GetVault', (v) => grpcCode(unary(t.clients.vaults, t.clients.vaults.getVault, { vaultId: v }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}`, { token: agent.token })],
-      ['ListPolicies', (v) => grpcCode(unary(t.clients.policies, t.clients.policies.listPolicies, { vaultId: v }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/policies`, { token: agent.token })],
+      ['ListPolicies', (v) => grpcCode(unary(t.clients.policies, t.clients.policies.listPolicies, { vaultId: v, pageSize: 0, pageToken: '' }, t.auth(agent.token))), (v) => t.http('GET', `/v1/vaults/${v}/policies`, { token: agent.token })],
     ];
     for (const [rpc, overGrpc, overHttp] of calls) {
       expect([await overGrpc(other), await overGrpc(missing)], rpc).toEqual([status.PERMISSION_DENIED, status.PERMISSION_DENIED]);
