@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Lease } from '../storage.js';
 import { LeaseLostError } from '../storage-errors.js';
 import { createLeaseStore, LEASES_TABLE, requireLease } from './lease-store.js';
-import { acquire, sqlOn, type Pool, type Sql } from './pool.js';
+import { sqlOn, type Pool, type Sql } from './pool.js';
 import { failureKind } from './retryable-errors.js';
 import { createSchemaProbe, type SchemaProbe } from './schema-probe.js';
-import { DEFAULT_RETRY, inTransaction, withRetries, type Database } from './transaction.js';
+import { DEFAULT_RETRY, inTransaction, withPooledConnection, type Database } from './transaction.js';
 
 /**
  * The schema, as an ordered list of migrations applied once each. To change the schema, append
@@ -350,7 +350,7 @@ export async function migrate(pool: Pool, { migrations = MIGRATIONS, warn = () =
   const db: Database = { pool, logger: { warn }, retry: DEFAULT_RETRY };
   // Bootstrap: both tables must exist before the lease can be taken. IF NOT EXISTS, so every
   // instance may run these at once (DDL is ordered cluster-wide on Galera).
-  await onConnection(db, async (connection) => {
+  await withPooledConnection(db, async (connection) => {
     await connection.query(LEASES_TABLE);
     await connection.query(SCHEMA_MIGRATIONS_TABLE);
   });
@@ -400,7 +400,7 @@ async function applyPending(db: Database, migrations: readonly Migration[], leas
     if (recorded.has(migration.version)) continue;
     const label = `migration ${migration.version} (${migration.name})`;
     // Retried as a whole: probe, apply if absent, record. Each part is safe to repeat.
-    const ranIt = await onConnection(db, async (connection) => {
+    const ranIt = await withPooledConnection(db, async (connection) => {
       const probe = createSchemaProbe(sqlOn(connection));
       let already: boolean;
       try {
@@ -438,25 +438,10 @@ function recordMigration(sql: Sql, migration: Migration) {
 }
 
 async function recordedVersions(db: Database): Promise<Set<number>> {
-  const rows = await onConnection(db, async (connection) => sqlOn(connection).select('SELECT version FROM schema_migrations'));
+  const rows = await withPooledConnection(db, async (connection) => sqlOn(connection).select('SELECT version FROM schema_migrations'));
   return new Set(rows.map((row) => Number(row.version)));
 }
 
-/** One pooled connection for `work`, retried like a transaction (DDL cannot run in one). */
-function onConnection<T>(db: Database, work: (connection: Awaited<ReturnType<typeof acquire>>) => Promise<T>): Promise<T> {
-  return withRetries(db, {}, async () => {
-    const connection = await acquire(db.pool);
-    try {
-      const result = await work(connection);
-      connection.release();
-      return result;
-    } catch (error) {
-      if (failureKind(error) === 'connection') connection.destroy();
-      else connection.release();
-      throw error;
-    }
-  });
-}
 
 /**
  * Renews the lease in the background so a long DDL does not outlive it. A failed or refused

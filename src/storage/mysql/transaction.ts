@@ -89,10 +89,19 @@ export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, l
  * read right after a database restart is not failed by a dead pooled connection.
  */
 export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = {}): Promise<T> {
+  return withPooledConnection(db, (connection) => work(sqlOn(connection)), limits);
+}
+
+/**
+ * One pooled connection for `work`, retried as a whole; a connection that failed as a connection
+ * is destroyed rather than returned to the pool. For statements that cannot run in a transaction
+ * (DDL), use it directly.
+ */
+export function withPooledConnection<T>(db: Database, work: (connection: PoolConnection) => Promise<T>, limits: CallLimits = {}): Promise<T> {
   return withRetries(db, limits, async () => {
     const connection = await acquire(db.pool);
     try {
-      const result = await work(sqlOn(connection));
+      const result = await work(connection);
       connection.release();
       return result;
     } catch (error) {
