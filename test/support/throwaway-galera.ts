@@ -6,12 +6,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createConnection } from 'mysql2/promise';
-import { findServerBinaries } from './throwaway-mariadb.js';
+import { findServerBinaries, freePort, tail } from './throwaway-mariadb.js';
 
 const execFileAsync = promisify(execFile);
 const PROVIDER = process.env.VAULT_TEST_GALERA_PROVIDER ?? '/usr/lib/galera/libgalera_smm.so';
@@ -254,22 +253,3 @@ async function mysqlUser(): Promise<{ uid: number; gid: number }> {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function tail(file: string, lines = 25): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}

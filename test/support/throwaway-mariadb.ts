@@ -239,7 +239,8 @@ async function stopChild(running: Running): Promise<void> {
   process.off('exit', running.killOnExit);
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -251,7 +252,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function tail(file: string, lines = 20): string {
+/** The last lines of a server's log, for an error message. */
+export function tail(file: string, lines = 20): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
