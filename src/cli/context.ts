@@ -40,6 +40,9 @@ export interface CommandContext {
 
 export class UsageError extends Error {}
 
+/** Wraps a command's action: builds its context and passes it first, then commander's arguments. */
+export type Run = (action: (context: CommandContext, ...args: any[]) => Promise<void>) => (...args: any[]) => Promise<void>;
+
 export function createContext(io: CliIo, options: GlobalOptions, onClient: (client: VaultClient) => void): CommandContext {
   const address = options.addr ?? io.env.VAULT_ADDR ?? DEFAULT_ADDRESS;
   let client: VaultClient | undefined;

@@ -4,11 +4,9 @@ import { allPages } from '../../client/pages.js';
 import type { Agent } from '../../gen/vault/v1/agent_service.js';
 import type { Policy } from '../../gen/vault/v1/policy_service.js';
 import type { Vault } from '../../gen/vault/v1/vault_service.js';
-import { positiveInt, UsageError, type CommandContext } from '../context.js';
+import { positiveInt, UsageError, type Run } from '../context.js';
 import type { Row } from '../output.js';
 import { parseTime } from './secret.js';
-
-type Run = (action: (context: CommandContext, ...args: any[]) => Promise<void>) => (...args: any[]) => Promise<void>;
 
 const vaultRow = (v: Vault): Row => ({ id: v.id, name: v.name, description: v.description, created_at: v.createdAt });
 const agentRow = (a: Agent): Row => ({ id: a.id, name: a.name, active: a.isActive, token_ttl_seconds: a.tokenTtlSeconds, expires_at: a.expiresAt, last_active_at: a.lastActiveAt });

@@ -1,12 +1,10 @@
 // `vault secret ...`: the secret calls, with the vault as --vault and the path as an argument.
 import type { Command } from 'commander';
 import { allPages } from '../../client/pages.js';
-import type { CommandContext } from '../context.js';
+import type { Run } from '../context.js';
 import { positiveInt, UsageError } from '../context.js';
 import type { Row } from '../output.js';
 import type { SecretVersion, WrittenSecretVersion } from '../../gen/vault/v1/secret_service.js';
-
-type Run = (action: (context: CommandContext, ...args: any[]) => Promise<void>) => (...args: any[]) => Promise<void>;
 
 const versionRow = (v: SecretVersion | WrittenSecretVersion): Row => ({
   path: v.path,
