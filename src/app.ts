@@ -186,7 +186,9 @@ async function openStorage(config: Config, logger: Logger, metrics: Metrics): Pr
   if (config.databaseUrl === undefined) return createMemoryStorage();
   // Loaded only when configured, so dev mode does not need the MySQL driver to initialise.
   const { createMysqlStorage } = await import('./storage/mysql/mysql-store.js');
-  return createMysqlStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger, onRetry: metrics.transactionRetried });
+  return createMysqlStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize,
+    poolLimits: { queueLimit: config.databaseQueueLimit, acquireTimeoutMs: config.databaseAcquireTimeoutMs },
+    logger, onRetry: metrics.transactionRetried });
 }
 
 /** Runs `work` every `everyMs` (none when null); a run never overlaps another; stop waits for the one in flight. */

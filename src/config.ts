@@ -13,6 +13,10 @@ export interface Config {
   /** Unset: dev mode on in-memory storage. */
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** Calls that may wait for a database connection; more are refused with RESOURCE_EXHAUSTED. */
+  databaseQueueLimit: number;
+  /** How long a call waits for a database connection before UNAVAILABLE. */
+  databaseAcquireTimeoutMs: number;
   /** Unset only in dev mode, where a fresh key is generated. */
   masterKey: Uint8Array | undefined;
   oldMasterKeys: Uint8Array[];
@@ -120,6 +124,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpPort: integer('VAULT_HTTP_PORT', 8080, 0, 65535),
     databaseUrl,
     databasePoolSize: integer('VAULT_DATABASE_POOL_SIZE', 10, 1, 1000),
+    databaseQueueLimit: integer('VAULT_DATABASE_QUEUE_LIMIT', 1000, 1, 1_000_000),
+    databaseAcquireTimeoutMs: integer('VAULT_DATABASE_ACQUIRE_TIMEOUT_MS', 5000, 1, 600_000),
     masterKey,
     oldMasterKeys,
     rootToken,

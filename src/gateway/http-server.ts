@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { parseGrpcTimeout, type CallLimits } from '../storage/call-deadline.js';
 import { type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
@@ -140,6 +141,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
           peer,
           peerAddress: req.socket.remoteAddress,
           forwardedFor: [req.headers['x-forwarded-for'] ?? []].flat().join(', ') || undefined,
+          limits: httpCallLimits(req, res),
         });
       } catch (error) {
         // invoke has converted, logged and tagged it with the call's request id.
@@ -331,4 +333,17 @@ function single(header: string | string[] | undefined): string | undefined {
 function peerOf(socket: Socket): string | undefined {
   if (!socket.remoteAddress) return undefined;
   return socket.remoteAddress.includes(':') ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+/**
+ * grpc-gateway's deadline header (`Grpc-Timeout`, e.g. `2S`) and the client hanging up before the
+ * answer was sent, so an HTTP call is bounded the way a gRPC call is.
+ */
+function httpCallLimits(req: IncomingMessage, res: ServerResponse): CallLimits {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  const deadline = parseGrpcTimeout(single(req.headers['grpc-timeout']));
+  return { signal: controller.signal, ...(deadline !== undefined ? { deadline } : {}) };
 }

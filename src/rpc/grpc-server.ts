@@ -10,6 +10,7 @@ import type { ServerTls } from '../tls/server-tls.js';
 import { peerIp } from './client-address.js';
 import type { Invoke } from './invoker.js';
 import { RpcError } from './rpc-error.js';
+import type { CallLimits } from '../storage/call-deadline.js';
 
 export interface GrpcServer {
   readonly server: Server;
@@ -45,7 +46,7 @@ export function createGrpcServer({
     for (const method of serviceMethods) {
       const name = method.path.slice(service.length + 2);
       definition[name] = method.definition;
-      implementation[name] = (call: { request: unknown; metadata: Metadata; getPeer(): string }, callback: (error: Partial<ServiceError> | null, value?: unknown, trailer?: Metadata) => void) => {
+      implementation[name] = (call: UnaryCall, callback: (error: Partial<ServiceError> | null, value?: unknown, trailer?: Metadata) => void) => {
         const first = (key: string) => {
           const value = call.metadata.get(key)[0];
           return typeof value === 'string' ? value : undefined;
@@ -57,6 +58,7 @@ export function createGrpcServer({
           peer: call.getPeer(),
           peerAddress: peerIp(call.getPeer()),
           forwardedFor: first('x-forwarded-for'),
+          limits: callLimits(call),
         }).then(
           ({ response, requestId }) => {
             const trailer = new Metadata();
@@ -171,4 +173,21 @@ function toServiceError(error: RpcError & { requestId?: string }): Partial<Servi
     metadata.set('grpc-status-details-bin', Buffer.from(details));
   }
   return { code: error.code ?? status.INTERNAL, details: error.message, metadata };
+}
+
+interface UnaryCall {
+  request: unknown;
+  metadata: Metadata;
+  getPeer(): string;
+  getDeadline(): Date | number;
+  on(event: 'cancelled', listener: () => void): unknown;
+}
+
+/** The client's deadline (grpc-timeout) and its cancellation, for storage to honour. */
+function callLimits(call: UnaryCall): CallLimits {
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort());
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return { signal: controller.signal, ...(Number.isFinite(ms) ? { deadline: ms } : {}) };
 }

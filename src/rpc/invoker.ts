@@ -9,6 +9,7 @@ import type { ApiMethod } from './api-method.js';
 import { RejectedRequest } from './request-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
 import { toRpcError } from './rpc-error.js';
+import { runWithCallLimits, type CallLimits } from '../storage/call-deadline.js';
 
 /** What a transport knows about a call before it is handled. */
 export interface CallMeta {
@@ -22,6 +23,8 @@ export interface CallMeta {
   peerAddress: string | undefined;
   /** The X-Forwarded-For value, honoured only when the peer is a trusted proxy. */
   forwardedFor: string | undefined;
+  /** The client's deadline and cancellation, honoured down to the database (storage/call-deadline.ts). */
+  limits?: CallLimits;
 }
 
 /**
@@ -49,7 +52,9 @@ export function createInvoker({
   observer?: CallObserver;
   clientAddress?: ClientAddressResolver;
 }): Invoke {
-  return async (method, request, meta) => {
+  return (method, request, meta) => runWithCallLimits(meta.limits ?? {}, () => invokeOne(method, request, meta));
+
+  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta): Promise<{ response: unknown; requestId: string }> {
     const started = performance.now();
     const requestId = sanitizeRequestId(meta.requestId) ?? randomUUID();
     const address = clientAddress(meta.peerAddress, meta.forwardedFor);
@@ -93,7 +98,7 @@ export function createInvoker({
         'call',
       );
     }
-  };
+  }
 }
 
 /** Accepts a client's request id only if it is short and plain, so it is safe to log and echo. */

@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { VaultError, type ErrorCode } from '../domain/errors.js';
-import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage/storage-errors.js';
+import { CallCancelledError, CallDeadlineExceededError } from '../storage/call-deadline.js';
+import { CommitOutcomeUnknownError, StorageBusyError, StorageContentionError, StorageOverloadedError, StorageUnavailableError } from '../storage/storage-errors.js';
 
 /** google.rpc.ErrorInfo's fields, as carried by an RpcError. */
 export interface ErrorInfo {
@@ -55,8 +56,17 @@ export function toRpcError(error: unknown, unexpected: (error: unknown) => void)
       { reason: 'COMMIT_OUTCOME_UNKNOWN', domain: ERROR_DOMAIN, metadata: {} },
     );
   }
+  if (error instanceof StorageBusyError) return new RpcError(status.UNAVAILABLE, 'the vault is busy: no database connection became free in time; retry later', retryAfter('OVERLOADED', 1));
+  if (error instanceof StorageOverloadedError) return new RpcError(status.RESOURCE_EXHAUSTED, 'the vault is overloaded: too many calls are waiting for the database; retry later', retryAfter('OVERLOADED', 1));
   if (error instanceof StorageUnavailableError) return new RpcError(status.UNAVAILABLE, 'storage is unavailable; retry later');
+  if (error instanceof CallDeadlineExceededError) return new RpcError(status.DEADLINE_EXCEEDED, error.message);
+  if (error instanceof CallCancelledError) return new RpcError(status.CANCELLED, error.message);
   if (error instanceof StorageContentionError) return new RpcError(status.ABORTED, 'the change conflicted with concurrent changes; retry it');
   unexpected(error);
   return new RpcError(status.INTERNAL, 'internal error');
+}
+
+/** ErrorInfo that both transports turn into a Retry-After (HTTP header, gRPC metadata). */
+function retryAfter(reason: string, seconds: number): ErrorInfo {
+  return { reason, domain: ERROR_DOMAIN, metadata: { retry_after_seconds: String(seconds) } };
 }

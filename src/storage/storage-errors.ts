@@ -13,6 +13,25 @@ export class StorageUnavailableError extends Error {
 }
 
 /**
+ * Every database connection stayed busy for the whole acquire timeout: the instance is saturated.
+ * Answered at once (UNAVAILABLE, Retry-After) instead of queueing without bound.
+ */
+export class StorageBusyError extends StorageUnavailableError {
+  override readonly name = 'StorageBusyError';
+  constructor(readonly waitedMs: number) {
+    super(`no database connection became free within ${Math.round(waitedMs)} ms`);
+  }
+}
+
+/** The queue of calls waiting for a database connection is full: refused at once (RESOURCE_EXHAUSTED). */
+export class StorageOverloadedError extends Error {
+  override readonly name = 'StorageOverloadedError';
+  constructor() {
+    super('too many calls are waiting for a database connection');
+  }
+}
+
+/**
  * The connection died while COMMIT was in flight: the store may or may not have applied the
  * change, so it is not retried (it could apply twice). The caller must check before retrying.
  */

@@ -3,7 +3,7 @@ import { createConnection, type Connection, type RowDataPacket } from 'mysql2/pr
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
 import { checkOrder, MIGRATIONS } from '../../src/storage/mysql/migrations.js';
-import { acquire, checkParams, openPool, poolStats, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
+import { acquire, checkParams, DEFAULT_POOL_LIMITS, openPool, poolStats, sqlOn, type Pool } from '../../src/storage/mysql/pool.js';
 import { failureKind, retryCause } from '../../src/storage/mysql/retryable-errors.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../../src/storage/storage-errors.js';
 import {
@@ -99,7 +99,7 @@ describeWithDatabase('mysql transactions', () => {
     await admin.query('DELETE FROM t');
     warnings = [];
     retries = [];
-    db = { pool, logger: { warn: (_obj, msg) => warnings.push(msg) }, retry: DEFAULT_RETRY, onRetry: (cause) => retries.push(cause) };
+    db = { pool, logger: { warn: (_obj, msg) => warnings.push(msg) }, retry: DEFAULT_RETRY, poolLimits: DEFAULT_POOL_LIMITS, onRetry: (cause) => retries.push(cause) };
   });
   afterAll(async () => {
     await pool?.end();

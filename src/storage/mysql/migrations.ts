@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Lease } from '../storage.js';
 import { LeaseLostError } from '../storage-errors.js';
 import { createLeaseStore, LEASES_TABLE, requireLease } from './lease-store.js';
-import { sqlOn, type Pool, type Sql } from './pool.js';
+import { DEFAULT_POOL_LIMITS, sqlOn, type Pool, type Sql } from './pool.js';
 import { failureKind } from './retryable-errors.js';
 import { createSchemaProbe, type SchemaProbe } from './schema-probe.js';
 import { DEFAULT_RETRY, inTransaction, withPooledConnection, type Database } from './transaction.js';
@@ -347,7 +347,7 @@ export interface MigrateOptions {
  */
 export async function migrate(pool: Pool, { migrations = MIGRATIONS, warn = () => {}, waitForLeaseMs = WAIT_FOR_LEASE_MS }: MigrateOptions = {}): Promise<number[]> {
   checkOrder(migrations);
-  const db: Database = { pool, logger: { warn }, retry: DEFAULT_RETRY };
+  const db: Database = { pool, poolLimits: DEFAULT_POOL_LIMITS, logger: { warn }, retry: DEFAULT_RETRY };
   // Bootstrap: both tables must exist before the lease can be taken. IF NOT EXISTS, so every
   // instance may run these at once (DDL is ordered cluster-wide on Galera).
   await withPooledConnection(db, async (connection) => {

@@ -8,7 +8,7 @@ import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
 import { createPolicyStore } from './policy-store.js';
-import { DEFAULT_POOL_SIZE, openPool, poolStats } from './pool.js';
+import { DEFAULT_POOL_LIMITS, DEFAULT_POOL_SIZE, openPool, poolStats, type PoolLimits } from './pool.js';
 import { createSealedBlobStore, createSealedKeyStore } from './sealed-store.js';
 import { createSecretStore } from './secret-store.js';
 import { DEFAULT_RETRY, inTransaction, withConnection, type Database, type WarnLogger } from './transaction.js';
@@ -19,6 +19,8 @@ export interface MysqlStorageOptions {
   url: string;
   /** Connections in the pool; default 10. */
   poolSize?: number;
+  /** Waiting calls and how long they wait for a connection; default 1,000 and 5 s. */
+  poolLimits?: PoolLimits;
   /** Told about lost connections and exhausted retries (codes only, never values). Default: silent. */
   logger?: WarnLogger;
   /** Told each time a transaction is run again, with why (for metrics). */
@@ -33,9 +35,10 @@ export interface MysqlStorageOptions {
 export async function createMysqlStorage(options: MysqlStorageOptions): Promise<Storage> {
   const settings = parseDatabaseUrl(options.url);
   const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
-  const pool = openPool(settings, poolSize);
+  const poolLimits = options.poolLimits ?? DEFAULT_POOL_LIMITS;
+  const pool = openPool(settings, poolSize, poolLimits);
   const logger = options.logger ?? { warn() {} };
-  const db: Database = { pool, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry };
+  const db: Database = { pool, poolLimits, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry };
 
   try {
     await migrate(pool, { warn: (obj, msg) => logger.warn(obj, msg) });

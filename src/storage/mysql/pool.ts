@@ -1,6 +1,7 @@
 import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import { driverTlsOptions, identityCheckedStream } from './database-tls.js';
 import type { ConnectionSettings } from './database-url.js';
+import { StorageBusyError, StorageOverloadedError } from '../storage-errors.js';
 
 export type { Pool, PoolConnection };
 
@@ -27,6 +28,18 @@ export interface Sql {
 export const DEFAULT_POOL_SIZE = 10;
 
 /**
+ * Overload shows as a fast, clear refusal rather than growing latency: at most `queueLimit` calls
+ * wait for a connection (beyond: RESOURCE_EXHAUSTED), each for at most `acquireTimeoutMs`
+ * (beyond: UNAVAILABLE). Both answers carry a Retry-After.
+ */
+export interface PoolLimits {
+  queueLimit: number;
+  acquireTimeoutMs: number;
+}
+
+export const DEFAULT_POOL_LIMITS: PoolLimits = { queueLimit: 1000, acquireTimeoutMs: 5000 };
+
+/**
  * Prepared statements mysql2 keeps open per connection (it closes the least recently used beyond
  * this). Its default, 16,000, times the pool size exceeds the server's global
  * max_prepared_stmt_count (16,382 by default), and some statements vary in text (batch sizes;
@@ -46,8 +59,9 @@ const SESSION_SETUP =
   "SET time_zone = '+00:00', " +
   "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
 
-export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE): Pool {
+export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE, limits: PoolLimits = DEFAULT_POOL_LIMITS): Pool {
   if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`database pool size must be a positive integer, got ${poolSize}`);
+  if (!Number.isInteger(limits.queueLimit) || limits.queueLimit < 1) throw new Error(`database queue limit must be a positive integer, got ${limits.queueLimit}`);
   return createPool({
     host: settings.host,
     port: settings.port,
@@ -60,7 +74,7 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     maxIdle: poolSize,
     idleTimeout: 60_000,
     waitForConnections: true,
-    queueLimit: 0,
+    queueLimit: limits.queueLimit,
     connectTimeout: 10_000,
     enableKeepAlive: true,
     // BIGINT (audit seq, COUNT(*)) as strings so no value is silently rounded.
@@ -92,9 +106,12 @@ export function poolStats(pool: Pool, size: number): { size: number; inUse: numb
 // Keyed by mysql2's underlying connection: the promise wrapper is new on every getConnection().
 const setUp = new WeakSet<object>();
 
-/** Takes a connection from the pool with the session settings applied. */
-export async function acquire(pool: Pool): Promise<PoolConnection> {
-  const connection = await pool.getConnection();
+/**
+ * Takes a connection from the pool with the session settings applied, waiting at most the
+ * acquire timeout (or until `deadline`, if sooner).
+ */
+export async function acquire(pool: Pool, limits: PoolLimits = DEFAULT_POOL_LIMITS, deadline?: number): Promise<PoolConnection> {
+  const connection = await takeConnection(pool, Math.min(limits.acquireTimeoutMs, deadline === undefined ? Infinity : Math.max(0, deadline - Date.now())));
   if (!setUp.has(connection.connection)) {
     try {
       await connection.query(SESSION_SETUP);
@@ -105,6 +122,32 @@ export async function acquire(pool: Pool): Promise<PoolConnection> {
     setUp.add(connection.connection);
   }
   return connection;
+}
+
+/** mysql2's own error when its queue is full (it has no code). */
+const QUEUE_LIMIT_MESSAGE = 'Queue limit reached.';
+
+/** pool.getConnection() bounded in time: mysql2's pool has no acquire timeout of its own. */
+function takeConnection(pool: Pool, timeoutMs: number): Promise<PoolConnection> {
+  return new Promise((resolve, reject) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      reject(new StorageBusyError(timeoutMs));
+    }, timeoutMs);
+    pool.getConnection().then(
+      (connection) => {
+        clearTimeout(timer);
+        // Granted after its caller gave up: hand it straight back to the next waiter.
+        if (timedOut) connection.release();
+        else resolve(connection);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error && error.message === QUEUE_LIMIT_MESSAGE ? new StorageOverloadedError() : error);
+      },
+    );
+  });
 }
 
 /** Prepared statements on one connection (mysql2 caches them per connection). */

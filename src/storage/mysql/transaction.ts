@@ -1,4 +1,5 @@
-import { acquire, sqlOn, type Pool, type PoolConnection, type Sql } from './pool.js';
+import { currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
+import { acquire, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
 import { errorFields, failureKind, retryCause } from './retryable-errors.js';
 import type { RetryCause } from '../storage.js';
@@ -30,6 +31,8 @@ export const DEFAULT_RETRY: RetryPolicy = { budgetMs: 8_000, attempts: 8, baseDe
 /** The pool and how to run work on it. */
 export interface Database {
   pool: Pool;
+  /** How many calls may wait for a connection, and how long. */
+  poolLimits: PoolLimits;
   logger: WarnLogger;
   retry: RetryPolicy;
   /**
@@ -48,20 +51,15 @@ export interface Readiness {
   suspect(): void;
 }
 
-/** Per call: an absolute deadline (Date.now() ms) that replaces the retry budget. */
-export interface CallLimits {
-  deadline?: number;
-}
-
 /**
  * Runs `work` between BEGIN and COMMIT on one connection. On a deadlock, lock wait timeout,
  * Galera not-ready or a lost connection, the WHOLE transaction runs again (so `work` and any
  * callback it calls must have no side effects but their result). Anything else rolls back and is
  * rethrown unchanged.
  */
-export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = {}): Promise<T> {
+export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
   return withRetries(db, limits, async () => {
-    const connection = await acquire(db.pool);
+    const connection = await acquire(db.pool, db.poolLimits, limits.deadline);
     let committing = false;
     try {
       await connection.beginTransaction();
@@ -88,7 +86,7 @@ export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, l
  * Runs read-only `work` on one pooled connection (autocommit), retried like a transaction, so a
  * read right after a database restart is not failed by a dead pooled connection.
  */
-export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = {}): Promise<T> {
+export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
   return withPooledConnection(db, (connection) => work(sqlOn(connection)), limits);
 }
 
@@ -97,9 +95,9 @@ export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>, 
  * is destroyed rather than returned to the pool. For statements that cannot run in a transaction
  * (DDL), use it directly.
  */
-export function withPooledConnection<T>(db: Database, work: (connection: PoolConnection) => Promise<T>, limits: CallLimits = {}): Promise<T> {
+export function withPooledConnection<T>(db: Database, work: (connection: PoolConnection) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
   return withRetries(db, limits, async () => {
-    const connection = await acquire(db.pool);
+    const connection = await acquire(db.pool, db.poolLimits, limits.deadline);
     try {
       const result = await work(connection);
       connection.release();
@@ -121,6 +119,8 @@ export async function withRetries<T>(db: Database, limits: CallLimits, attempt: 
   const { attempts, baseDelayMs, maxDelayMs, budgetMs } = db.retry;
   const deadline = limits.deadline ?? Date.now() + budgetMs;
   for (let tried = 1; ; tried++) {
+    // A call whose client gave up is not sent (again): its answer would go nowhere.
+    requireCallAlive(limits);
     db.readiness?.require();
     try {
       return await attempt();
