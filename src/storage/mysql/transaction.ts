@@ -1,7 +1,7 @@
-import { currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
+import { CallCancelledError, currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
 import { acquire, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
-import { errorFields, failureKind, retryCause } from './retryable-errors.js';
+import { errorFields, failureKind, retryCause, type FailureKind } from './retryable-errors.js';
 import type { RetryCause } from '../storage.js';
 
 export interface WarnLogger {
@@ -118,9 +118,9 @@ export function withPooledConnection<T>(db: Database, work: (connection: PoolCon
 export async function withRetries<T>(db: Database, limits: CallLimits, attempt: () => Promise<T>): Promise<T> {
   const { attempts, baseDelayMs, maxDelayMs, budgetMs } = db.retry;
   const deadline = limits.deadline ?? Date.now() + budgetMs;
+  // A call whose client gave up is not sent: its answer would go nowhere.
+  requireCallAlive(limits);
   for (let tried = 1; ; tried++) {
-    // A call whose client gave up is not sent (again): its answer would go nowhere.
-    requireCallAlive(limits);
     db.readiness?.require();
     try {
       return await attempt();
@@ -130,20 +130,25 @@ export async function withRetries<T>(db: Database, limits: CallLimits, attempt: 
       if (kind !== 'conflict') db.readiness?.suspect();
       const delay = Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(tried - 1, 30)) * Math.random();
       const spent = kind === 'conflict' ? Date.now() + delay >= deadline : tried >= attempts || Date.now() + delay >= deadline;
-      if (spent) {
-        db.logger.warn({ ...errorFields(error), attempts: tried }, 'database call failed after retries');
-        if (kind === 'conflict') throw new StorageContentionError({ cause: error });
-        const { code, errno } = errorFields(error);
-        const why = kind === 'unready' ? 'the database node is not ready (not synced with its cluster)' : 'the database is unavailable';
-        // The driver's code only: its message may name hosts or users.
-        throw new StorageUnavailableError(`${why} (${code ?? errno ?? 'no error code'})`, { cause: error });
-      }
+      if (spent) throw givenUp(db, error, kind, tried);
       // Contention is routine and would flood the log; a lost connection is worth a line.
       if (kind === 'connection') db.logger.warn({ ...errorFields(error), attempt: tried }, 'database connection lost; retrying');
-      db.onRetry?.(retryCause(error));
       await sleep(delay);
+      if (limits.signal?.aborted) throw new CallCancelledError();
+      // The sleep may overshoot: past the deadline, the last failure is the answer, not another try.
+      if (Date.now() >= deadline) throw givenUp(db, error, kind, tried);
+      db.onRetry?.(retryCause(error));
     }
   }
+}
+
+/** The store's own error for a failure whose retries are spent; the driver's code only, as its message may name hosts or users. */
+function givenUp(db: Database, error: unknown, kind: FailureKind, tried: number): Error {
+  db.logger.warn({ ...errorFields(error), attempts: tried }, 'database call failed after retries');
+  if (kind === 'conflict') return new StorageContentionError({ cause: error });
+  const { code, errno } = errorFields(error);
+  const why = kind === 'unready' ? 'the database node is not ready (not synced with its cluster)' : 'the database is unavailable';
+  return new StorageUnavailableError(`${why} (${code ?? errno ?? 'no error code'})`, { cause: error });
 }
 
 /** Rolls back and returns the connection to the pool, or destroys it if it is (or becomes) broken. */
