@@ -144,6 +144,16 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       tls,
       intercept: metricsServer ? undefined : metricsEndpoint,
     });
+    // Load balancers probing grpc.health.v1 stop routing here while the database node cannot serve.
+    const healthTimer = startTicker(
+      () =>
+        storage.ping().then(
+          () => grpc.health.setStatus('', 'SERVING'),
+          () => grpc.health.setStatus('', 'NOT_SERVING'),
+        ),
+      1000,
+      () => {},
+    );
     const grpcPort = await grpc.listen(config.host, config.grpcPort);
     let httpPort: number;
     let metricsPort: number | undefined;
@@ -151,7 +161,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       httpPort = await http.listen(config.host, config.httpPort);
       metricsPort = await metricsServer?.listen(config.host, config.metricsPort!);
     } catch (error) {
-      await Promise.all([grpc.shutdown(0), http.close(0)]);
+      await Promise.all([healthTimer.stop(), grpc.shutdown(0), http.close(0)]);
       throw error;
     }
 
@@ -168,11 +178,13 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       reloadTls: () => tls?.reload().summary,
       rotationScheduler,
       async stop() {
+        await healthTimer.stop();
         grpc.health.setStatus('', 'NOT_SERVING');
         await rotationTimer.stop();
         await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs), metricsServer?.close()]);
         await failureFlusher.stop();
         await sealer.stop();
+        await audit.stopSealing().catch(() => {});
         await storage!.close();
       },
     };

@@ -44,7 +44,10 @@ export interface Storage {
   readonly leases: LeaseStore;
   /** Writes audit events on their own, e.g. for a read or a refused call. */
   appendAudit(events: AuditRecord[]): Promise<void>;
-  /** Resolves when the backing store answers; rejects otherwise. */
+  /**
+   * Resolves when the backing store answers and can serve (on a Galera node: ready and Synced),
+   * without queueing behind calls; rejects otherwise, saying why.
+   */
   ping(): Promise<void>;
   /** Cheap numbers for monitoring, read when metrics are scraped. */
   stats(): Promise<StorageStats>;

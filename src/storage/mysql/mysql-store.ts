@@ -7,6 +7,8 @@ import { parseDatabaseUrl } from './database-url.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
+import { openNodeHealth } from './node-health.js';
+import { StorageUnavailableError } from '../storage-errors.js';
 import { createPolicyStore } from './policy-store.js';
 import { DEFAULT_POOL_LIMITS, DEFAULT_POOL_SIZE, openPool, poolStats, type PoolLimits } from './pool.js';
 import { createSealedBlobStore, createSealedKeyStore } from './sealed-store.js';
@@ -36,15 +38,20 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
   const settings = parseDatabaseUrl(options.url);
   const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
   const poolLimits = options.poolLimits ?? DEFAULT_POOL_LIMITS;
-  const pool = openPool(settings, poolSize, poolLimits);
   const logger = options.logger ?? { warn() {} };
-  const db: Database = { pool, poolLimits, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry };
+  const fail = (error: unknown) => explainTlsFailure(error, `${settings.host}:${settings.port}`, settings.tls);
+
+  const node = await openNodeHealth(settings).catch((error: unknown) => {
+    throw fail(error);
+  });
+  const pool = openPool(settings, poolSize, poolLimits, { galera: node.galera });
+  const db: Database = { pool, poolLimits, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry, readiness: node };
 
   try {
     await migrate(pool, { warn: (obj, msg) => logger.warn(obj, msg) });
   } catch (error) {
-    await pool.end().catch(() => {});
-    throw explainTlsFailure(error, `${settings.host}:${settings.port}`, settings.tls);
+    await Promise.all([pool.end().catch(() => {}), node.close()]);
+    throw fail(error);
   }
 
   let closing: Promise<void> | undefined;
@@ -65,7 +72,8 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
       else await inTransaction(db, (sql) => insertAuditEvents(sql, events));
     },
     async ping() {
-      await withConnection(db, (sql) => sql.select('SELECT 1'));
+      const state = await node.check();
+      if (!state.healthy) throw new StorageUnavailableError(state.detail);
     },
     async stats() {
       // The unique chain_index index holds the pending (NULL) rows together: a short range read.
@@ -74,7 +82,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
       return { pool: poolStats(pool, poolSize), oldestUnsealedAuditAt: oldest instanceof Date ? oldest : null };
     },
     close() {
-      closing ??= pool.end();
+      closing ??= Promise.all([pool.end(), node.close()]).then(() => undefined);
       return closing;
     },
   };

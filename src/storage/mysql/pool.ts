@@ -1,4 +1,4 @@
-import { createPool, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import { createConnection, createPool, type Connection, type ConnectionOptions, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import { driverTlsOptions, identityCheckedStream } from './database-tls.js';
 import type { ConnectionSettings } from './database-url.js';
 import { StorageBusyError, StorageOverloadedError } from '../storage-errors.js';
@@ -59,10 +59,43 @@ const SESSION_SETUP =
   "SET time_zone = '+00:00', " +
   "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
 
-export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE, limits: PoolLimits = DEFAULT_POOL_LIMITS): Pool {
+/**
+ * On a Galera node, reads wait until the node has applied every write the cluster committed
+ * before them (wsrep_sync_wait=1, causality checks for reads), so a value written through one
+ * instance is read back through any other, as on a single server.
+ */
+const GALERA_SESSION_SETUP = 'SET wsrep_sync_wait = 1';
+
+export interface PoolOptions {
+  /** The server is a Galera node: every session also gets GALERA_SESSION_SETUP. */
+  galera?: boolean;
+}
+
+const galeraPools = new WeakSet<object>();
+
+export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE, limits: PoolLimits = DEFAULT_POOL_LIMITS, options: PoolOptions = {}): Pool {
   if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`database pool size must be a positive integer, got ${poolSize}`);
   if (!Number.isInteger(limits.queueLimit) || limits.queueLimit < 1) throw new Error(`database queue limit must be a positive integer, got ${limits.queueLimit}`);
-  return createPool({
+  const pool = createPool({
+    ...connectionOptions(settings),
+    connectionLimit: poolSize,
+    maxIdle: poolSize,
+    idleTimeout: 60_000,
+    waitForConnections: true,
+    queueLimit: limits.queueLimit,
+    maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
+  });
+  if (options.galera) galeraPools.add(pool);
+  return pool;
+}
+
+/** One connection of its own, outside any pool (health checks must not queue behind calls). */
+export function openConnection(settings: ConnectionSettings): Promise<Connection> {
+  return createConnection(connectionOptions(settings));
+}
+
+function connectionOptions(settings: ConnectionSettings): ConnectionOptions {
+  return {
     host: settings.host,
     port: settings.port,
     user: settings.user,
@@ -70,11 +103,6 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     database: settings.database,
     ssl: driverTlsOptions(settings.tls),
     stream: identityCheckedStream(settings.host, settings.port, settings.tls),
-    connectionLimit: poolSize,
-    maxIdle: poolSize,
-    idleTimeout: 60_000,
-    waitForConnections: true,
-    queueLimit: limits.queueLimit,
     connectTimeout: 10_000,
     enableKeepAlive: true,
     // BIGINT (audit seq, COUNT(*)) as strings so no value is silently rounded.
@@ -86,8 +114,7 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     // affectedRows counts matched rows, so re-disabling a disabled version still reports the row.
     flags: ['FOUND_ROWS'],
     multipleStatements: false,
-    maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
-  });
+  };
 }
 
 /**
@@ -115,6 +142,7 @@ export async function acquire(pool: Pool, limits: PoolLimits = DEFAULT_POOL_LIMI
   if (!setUp.has(connection.connection)) {
     try {
       await connection.query(SESSION_SETUP);
+      if (galeraPools.has(pool)) await connection.query(GALERA_SESSION_SETUP);
     } catch (error) {
       connection.destroy();
       throw error;
