@@ -24,20 +24,26 @@ import {
 } from './secret-queries.js';
 import type { Sql } from './pool.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
+import { createKeyedQueue } from '../keyed-queue.js';
 
 /** Each method is one transaction (or one autocommit read); see secret-queries.ts for the SQL. */
 export function createSecretStore(db: Database): SecretStore {
+  const queue = createKeyedQueue();
+  // One write of a path at a time per instance (storage/keyed-queue.ts).
+  const onPath = <T>(vaultId: string, path: string, work: () => Promise<T>) => queue.run(`${vaultId}\u0000${path}`, work);
   return {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.
-    append: (vaultId, path, build, audit) => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit)),
+    append: (vaultId, path, build, audit) => onPath(vaultId, path, () => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit))),
 
     // The claim comes first: it locks the counter row, so the append below cannot deadlock with it.
     rotateDue: (due, build, audit) =>
-      inTransaction(db, async (sql) => {
-        if (!(await claimDueRotation(sql, due))) return null;
-        return appendIn(sql, due.vaultId, due.path, build, audit);
-      }),
+      onPath(due.vaultId, due.path, () =>
+        inTransaction(db, async (sql) => {
+          if (!(await claimDueRotation(sql, due))) return null;
+          return appendIn(sql, due.vaultId, due.path, build, audit);
+        }),
+      ),
 
     dueRotations: (at, limit) => withConnection(db, (sql) => selectDueRotations(sql, at, limit)),
 
@@ -46,46 +52,54 @@ export function createSecretStore(db: Database): SecretStore {
     lookup: (vaultId, path, selector) => withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector)),
 
     consumeRead: (vaultId, path, version, audit) =>
-      inTransaction(db, async (sql) => {
-        if (!(await spendRead(sql, vaultId, path, version))) return false;
-        await insertAuditEvents(sql, audit);
-        return true;
-      }),
+      onPath(vaultId, path, () =>
+        inTransaction(db, async (sql) => {
+          if (!(await spendRead(sql, vaultId, path, version))) return false;
+          await insertAuditEvents(sql, audit);
+          return true;
+        }),
+      ),
 
     listVersions: (vaultId, path, page) => withConnection(db, (sql) => selectLiveVersions(sql, vaultId, path, page)),
 
     listLatest: (vaultId, prefix, page) => withConnection(db, (sql) => selectNewestPerPath(sql, vaultId, prefix, page)),
 
     setDisabled: (vaultId, path, version, disabled, audit) =>
-      inTransaction(db, async (sql) => {
-        if (!(await updateDisabled(sql, vaultId, path, version, disabled))) return false;
-        await insertAuditEvents(sql, audit);
-        return true;
-      }),
+      onPath(vaultId, path, () =>
+        inTransaction(db, async (sql) => {
+          if (!(await updateDisabled(sql, vaultId, path, version, disabled))) return false;
+          await insertAuditEvents(sql, audit);
+          return true;
+        }),
+      ),
 
     // The counter row lock first, as in append, so promotions and appends of a path take turns.
     promote: (vaultId, path, version, audit) =>
-      inTransaction(db, async (sql) => {
-        if (!(await lockLivePath(sql, vaultId, path))) return { kind: 'missing' } as const;
-        const found = await selectVersion(sql, vaultId, path, version);
-        if (!found || found.deleted) return { kind: 'missing' } as const;
-        if (found.disabled) return { kind: 'disabled' } as const;
-        if (found.stage === 'current') return { kind: 'unchanged', version: found } as const;
-        const current = await selectLookup(sql, vaultId, path, { kind: 'stage', stage: 'current' });
-        const replaced = current.version?.version ?? null;
-        await setStage(sql, vaultId, path, version, null);
-        await freeStage(sql, vaultId, path, 'current');
-        await setStage(sql, vaultId, path, version, 'current');
-        await insertAuditEvents(sql, audit({ replaced }));
-        return { kind: 'promoted', version: { ...found, stage: 'current' }, replaced } as const;
-      }),
+      onPath(vaultId, path, () =>
+        inTransaction(db, async (sql) => {
+          if (!(await lockLivePath(sql, vaultId, path))) return { kind: 'missing' } as const;
+          const found = await selectVersion(sql, vaultId, path, version);
+          if (!found || found.deleted) return { kind: 'missing' } as const;
+          if (found.disabled) return { kind: 'disabled' } as const;
+          if (found.stage === 'current') return { kind: 'unchanged', version: found } as const;
+          const current = await selectLookup(sql, vaultId, path, { kind: 'stage', stage: 'current' });
+          const replaced = current.version?.version ?? null;
+          await setStage(sql, vaultId, path, version, null);
+          await freeStage(sql, vaultId, path, 'current');
+          await setStage(sql, vaultId, path, version, 'current');
+          await insertAuditEvents(sql, audit({ replaced }));
+          return { kind: 'promoted', version: { ...found, stage: 'current' }, replaced } as const;
+        }),
+      ),
 
     delete: (vaultId, path, audit) =>
-      inTransaction(db, async (sql) => {
-        if (!(await markDeleted(sql, vaultId, path))) return false;
-        await insertAuditEvents(sql, audit);
-        return true;
-      }),
+      onPath(vaultId, path, () =>
+        inTransaction(db, async (sql) => {
+          if (!(await markDeleted(sql, vaultId, path))) return false;
+          await insertAuditEvents(sql, audit);
+          return true;
+        }),
+      ),
   };
 }
 
