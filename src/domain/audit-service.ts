@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { AccessControl } from './access-control.js';
+import { createLeasedJob } from './leased-job.js';
 import type { Storage, StoredAuditEvent } from '../storage/storage.js';
 import { AUDIT_SCHEME, type AuditChain } from './audit-chain.js';
 import { invalidArgument } from './errors.js';
@@ -30,6 +32,8 @@ export interface ChainVerification {
 }
 
 const SEAL_BATCH = 500;
+/** The lease the audit sealer runs under (storage/lease-names.ts explains names). */
+export const AUDIT_SEALER_LEASE = 'audit-sealer';
 const VERIFY_BATCH = 1000;
 
 /** Reads and verifies the audit trail, and seals pending events into the chain. */
@@ -38,24 +42,44 @@ export function createAuditService({
   access,
   chain,
   pages = createPageTokens(),
+  holder = `audit-sealer:${randomUUID()}`,
 }: {
-  storage: Pick<Storage, 'audit'>;
+  storage: Pick<Storage, 'audit' | 'leases'>;
   access: AccessControl;
   chain: AuditChain;
   pages?: PageTokens;
+  /** This instance, as lease holder: one sealer at a time across the cluster. */
+  holder?: string;
 }) {
-  /** Links every pending event; each instance calls this periodically and before reads. */
+  const sealer = createLeasedJob({ leases: storage.leases, name: AUDIT_SEALER_LEASE, holder });
+
+  /**
+   * Links every pending event, as the sealer lease's holder; 0 without sealing when another
+   * instance holds it (that one seals them). Each instance calls this periodically.
+   */
   async function sealPending(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const sealed = await storage.audit.seal(chain.link, SEAL_BATCH);
-      total += sealed;
-      if (sealed < SEAL_BATCH) return total;
-    }
+    const sealed = await sealer.run(async (fence) => {
+      let total = 0;
+      for (;;) {
+        const batch = await storage.audit.seal(chain.link, SEAL_BATCH, fence);
+        total += batch;
+        if (batch < SEAL_BATCH) return total;
+      }
+    });
+    return sealed ?? 0;
   }
+
+  /**
+   * Before a read of the trail: seal what is pending if this instance may, so a single instance
+   * shows its latest events linked. Never fails the read: sealing is the background job's, and
+   * contention with it (or another instance holding the lease) is no reason to refuse a listing.
+   */
+  const sealBeforeReading = () => sealPending().catch(() => 0);
 
   return {
     sealPending,
+    /** Gives the sealer lease up (shutdown), so another instance takes over at once. */
+    stopSealing: () => sealer.release(),
 
     /**
      * Newest first. Without a page token this is today's limit/offset listing; either way the
@@ -73,7 +97,7 @@ export function createAuditService({
       const before = pages.open(scope, query.pageToken ?? '');
       if (before !== undefined && typeof before !== 'number') throw invalidArgument('page_token is not valid for this list');
       if (before !== undefined && offset !== 0) throw invalidArgument('offset cannot be combined with page_token: the token already says where the page starts');
-      await sealPending();
+      await sealBeforeReading();
       const rows = await storage.audit.list({
         action: query.action || undefined,
         actorId: query.actorId || undefined,
@@ -94,7 +118,7 @@ export function createAuditService({
      */
     async verify(context: CallContext): Promise<ChainVerification> {
       access.requireOperator(context, 'verify the audit trail');
-      await sealPending();
+      await sealBeforeReading();
       const result = (eventsVerified: number, eventsChecked: number, brokenAtEventId?: string): ChainVerification => ({
         chainValid: brokenAtEventId === undefined,
         eventsVerified,

@@ -3,7 +3,12 @@ import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../src/storage/mysql/migrations.js';
 import { galeraUnavailableReason, startGaleraCluster, type GaleraCluster, type GaleraNode } from '../support/throwaway-galera.js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { startTestApp, unary, type TestApp } from '../support/test-app.js';
+
+/** Generous: a surviving node stalls for the eviction timeout (~5 s) and a donor during the SST. */
+const CALL_DEADLINE_MS = 60_000;
+const HOT_WRITES_PER_WRITER = 12;
 
 /**
  * The vault on a real 3-node MariaDB Galera cluster (Debian's galera-4) on loopback: one
@@ -79,6 +84,123 @@ describe.skipIf(unavailable !== null)('on a 3-node MariaDB Galera cluster', () =
     }
     expect(outcomes).toEqual(Array.from({ length: 10 }, () => 'up | up | up'));
   }, 300_000);
+
+  /** A fresh vault on a fresh database with one instance per node. */
+  async function vaultOnEveryNode(name: string): Promise<{ instances: TestApp[]; vaultId: string }> {
+    const database = await freshDatabase();
+    const instances = await Promise.all(cluster.nodes.map((node) => startInstance(node, database)));
+    const first = instances[0]!;
+    const { vault } = await unary(first.clients.vaults, first.clients.vaults.createVault, { name, description: '' }, first.auth());
+    return { instances, vaultId: vault!.id };
+  }
+
+  const put = (t: TestApp, vaultId: string, path: string, value: string) =>
+    unary(t.clients.secrets, t.clients.secrets.putSecret, { vaultId, path, value, type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: 0 }, t.auth(), {
+      deadline: Date.now() + CALL_DEADLINE_MS,
+    });
+
+  /** Every acknowledged value reads back under its version, and the versions are exactly 1..N. */
+  async function expectEveryWriteKept(t: TestApp, vaultId: string, path: string, acked: Map<number, string>) {
+    expect([...acked.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: acked.size }, (_, i) => i + 1));
+    for (const [version, value] of acked) {
+      const read = await unary(t.clients.secrets, t.clients.secrets.getSecretVersion, { vaultId, path, version }, t.auth());
+      expect(read.secret!.value, `version ${version}`).toBe(value);
+    }
+    const newest = await unary(t.clients.secrets, t.clients.secrets.getSecret, { vaultId, path }, t.auth());
+    expect(newest.secret!.version).toBe(acked.size);
+  }
+
+  async function expectChainValidEverywhere(instances: TestApp[]) {
+    for (const t of instances) {
+      const verified = await unary(t.clients.audit, t.clients.audit.verifyAuditChain, {}, t.auth());
+      expect(verified.chainValid, `instance on node ${instances.indexOf(t) + 1}`).toBe(true);
+    }
+  }
+
+  it('takes 3 × 16 concurrent writers on one path over three nodes with no failure, gapless, while the audit trail is listed', async () => {
+    const { instances, vaultId } = await vaultOnEveryNode('hot');
+    const acked = new Map<number, string>();
+    const failures: string[] = [];
+    const writer = async (t: TestApp, w: number) => {
+      for (let i = 0; i < HOT_WRITES_PER_WRITER; i++) {
+        const value = `hot-${instances.indexOf(t)}-${w}-${i}-${randomBytes(4).toString('hex')}`;
+        try {
+          const version = (await put(t, vaultId, 'hot/path', value)).secret!.version;
+          acked.set(version, value);
+        } catch (error) {
+          failures.push(`${(error as ServiceError).code}: ${(error as Error).message}`);
+        }
+      }
+    };
+    let writing = true;
+    const listingFailures: string[] = [];
+    const lister = async (t: TestApp) => {
+      while (writing) {
+        await unary(t.clients.audit, t.clients.audit.listAuditEvents, { action: '', actorId: '', resourceId: '', from: undefined, to: undefined, limit: 20, offset: 0, pageSize: 0, pageToken: '' }, t.auth()).catch(
+          (error: ServiceError) => listingFailures.push(`${error.code}: ${error.message}`),
+        );
+      }
+    };
+    const listers = instances.map(lister);
+    await Promise.all(instances.flatMap((t) => Array.from({ length: 16 }, (_, w) => writer(t, w))));
+    writing = false;
+    await Promise.all(listers);
+
+    expect(failures).toEqual([]);
+    expect(listingFailures).toEqual([]);
+    expect(acked.size).toBe(3 * 16 * HOT_WRITES_PER_WRITER);
+    await expectEveryWriteKept(instances[1]!, vaultId, 'hot/path', acked);
+    await expectChainValidEverywhere(instances);
+    await closeAll();
+  }, 300_000);
+
+  it('keeps acknowledging writes on the other nodes when one node is SIGKILLed mid-load; its own instance answers only UNAVAILABLE until the node is back', async () => {
+    const { instances, vaultId } = await vaultOnEveryNode('kill');
+    const [a, b, victim] = instances as [TestApp, TestApp, TestApp];
+    const victimNode = cluster.nodes[2]!;
+    const acked = new Map<number, string>();
+    const survivorFailures: string[] = [];
+    const victimCodes = new Map<string, number>();
+    let writing = true;
+    let n = 0;
+    const writer = async (t: TestApp) => {
+      while (writing) {
+        const value = `kill-${n++}-${randomBytes(4).toString('hex')}`;
+        try {
+          const version = (await put(t, vaultId, 'kill/path', value)).secret!.version;
+          acked.set(version, value);
+          if (t === victim) victimCodes.set('OK', (victimCodes.get('OK') ?? 0) + 1);
+        } catch (error) {
+          const code = (error as ServiceError).code;
+          if (t === victim) victimCodes.set(status[code] ?? String(code), (victimCodes.get(status[code] ?? String(code)) ?? 0) + 1);
+          else survivorFailures.push(`${status[code]}: ${(error as Error).message}`);
+        }
+      }
+    };
+    const writers = [a, a, a, a, b, b, b, b, victim, victim].map(writer);
+    await pollUntil('writes acknowledged before the kill', async () => acked.size >= 50);
+
+    await victimNode.kill();
+    const okBeforeDown = victimCodes.get('OK') ?? 0;
+    const ackedAtKill = acked.size;
+    await pollUntil('writes acknowledged by the surviving nodes after the kill', async () => acked.size >= ackedAtKill + 100, 120_000);
+    const health = await unary(victim.clients.system, victim.clients.system.getHealth, {});
+    expect(health.status).toBe('degraded');
+
+    // Restart: the node rejoins by SST; its instance serves again without a restart once Synced.
+    await victimNode.start();
+    await pollUntil('the victim instance serving again', async () => (victimCodes.get('OK') ?? 0) > okBeforeDown + 5, 120_000);
+    writing = false;
+    await Promise.all(writers);
+
+    expect(survivorFailures).toEqual([]);
+    // While its node was down or rejoining, the victim's instance answered UNAVAILABLE and nothing else.
+    expect([...victimCodes.keys()].sort()).toEqual(victimCodes.has('UNAVAILABLE') ? ['OK', 'UNAVAILABLE'] : ['OK']);
+    expect((await unary(victim.clients.system, victim.clients.system.getHealth, {})).status).toBe('healthy');
+    await expectEveryWriteKept(a, vaultId, 'kill/path', acked);
+    await expectChainValidEverywhere(instances);
+    await closeAll();
+  }, 420_000);
 });
 
 /** Polls `condition` every 100 ms until it holds; fails after `timeoutMs`. */

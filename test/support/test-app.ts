@@ -157,8 +157,8 @@ type UnaryMethod<Req, Res> = (
 ) => unknown;
 
 /** Calls a unary method of a generated grpc-js client as a promise. */
-export function unary<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata = new Metadata()): Promise<Res> {
+export function unary<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata = new Metadata(), options: CallOptions = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method.call(client, request, metadata, {}, (error, response) => (error ? reject(error) : resolve(response)));
+    method.call(client, request, metadata, options, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }

@@ -79,6 +79,8 @@ describe('audit trail', () => {
 
   it('keeps verifying after a master key rotation', async () => {
     await audit.sealPending();
+    // The instance with the old key stops (and gives up the sealer lease); its successor seals.
+    await audit.stopSealing();
     const rotated = createAuditService({
       storage,
       access: createPolicyAccessControl({ policies: storage.policies, appendAudit: storage.appendAudit, now: () => new Date() }),
@@ -86,6 +88,23 @@ describe('audit trail', () => {
     });
     await storage.appendAudit([event(11)]);
     expect(await rotated.verify(root)).toMatchObject({ chainValid: true, eventsVerified: 11 });
+  });
+
+  it('seals on one instance at a time: the lease holder, until it stops; listing never waits for it', async () => {
+    const second = createAuditService({
+      storage,
+      access: createPolicyAccessControl({ policies: storage.policies, appendAudit: storage.appendAudit, now: () => new Date() }),
+      chain: createAuditChain(createKeyring(master)),
+    });
+    expect(await audit.sealPending()).toBe(10);
+    await storage.appendAudit([event(11)]);
+    // The first instance holds the sealer lease: the second neither seals nor fails.
+    expect(await second.sealPending()).toBe(0);
+    const listed = await second.list(root, { action: '', actorId: '', resourceId: 'path/11', from: undefined, to: undefined, limit: 0, offset: 0 });
+    expect(listed.items.map((e) => [e.requestId, e.chainIndex])).toEqual([['req-11', null]]);
+    await audit.stopSealing();
+    expect(await second.sealPending()).toBe(1);
+    expect(await second.verify(root)).toMatchObject({ chainValid: true, eventsVerified: 11 });
   });
 
   it('lists newest first with filters, and only for operators', async () => {
