@@ -1,6 +1,10 @@
-// Overload and abandoned calls fail fast and clearly instead of queueing: the pool's bounded queue
+// Overload and abandoned calls fail fast, health answers regardless, and clearly instead of queueing: the pool's bounded queue
 // and acquire timeout, and the client's deadline and cancellation carried down to the database.
+import { randomUUID } from 'node:crypto';
+import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlStorage } from '../../src/storage/mysql/mysql-store.js';
+import { galeraState } from '../../src/storage/mysql/node-health.js';
 import { CallCancelledError, CallDeadlineExceededError, parseGrpcTimeout, runWithCallLimits } from '../../src/storage/call-deadline.js';
 import { parseDatabaseUrl } from '../../src/storage/mysql/database-url.js';
 import { openPool, type Pool, type PoolLimits } from '../../src/storage/mysql/pool.js';
@@ -117,5 +121,55 @@ describeWithDatabase('call limits over the transports', () => {
     expect(res.json.message).toMatch(/deadline/);
     // A generous one serves as usual.
     expect((await t.http('GET', '/v1/vaults?page_size=10', { headers: { 'Grpc-Timeout': '30S' } })).status).toBe(200);
+  });
+});
+
+describe('galeraState', () => {
+  const state = (ready: string, local: string, component = 'Primary') =>
+    galeraState(new Map([['wsrep_ready', ready], ['wsrep_local_state_comment', local], ['wsrep_cluster_status', component]]));
+  it('is healthy only when ready, Synced and in the Primary component', () => {
+    expect(state('ON', 'Synced')).toMatchObject({ healthy: true, ready: true });
+  });
+  it('serves but is not healthy while a donor', () => {
+    expect(state('ON', 'Donor/Desynced')).toMatchObject({ healthy: false, ready: true });
+  });
+  it.each([
+    ['joining', 'OFF', 'Joining', 'Primary'],
+    ['cut off from the primary component', 'ON', 'Synced', 'non-Primary'],
+  ])('refuses work while %s', (_why, ready, local, component) => {
+    const s = state(ready, local, component);
+    expect(s).toMatchObject({ healthy: false, ready: false });
+    expect(s.detail).toContain(local);
+  });
+});
+
+describeWithDatabase('health on a saturated pool', () => {
+  it('answers while every pool connection is stuck waiting for a lock', async () => {
+    const database = (await createTestDatabase())!;
+    const storage = await createMysqlStorage({ url: database.url, poolSize: 1 });
+    const admin = await createConnection(database.url);
+    try {
+      const vaultId = randomUUID();
+      await storage.vaults.create({ id: vaultId, name: 'sat', description: '', createdBy: 'root', createdByType: 'root', createdAt: new Date() }, []);
+      // Hold the vault row's lock so the one pooled connection blocks in the write below.
+      await admin.query('BEGIN');
+      await admin.query('SELECT * FROM vaults FOR UPDATE');
+      const stuck = storage.vaults.delete(vaultId, []).catch((e: unknown) => e);
+      // The pool's only connection is inside the DELETE, waiting for the lock.
+      const blockedInDelete = async () => {
+        const [rows] = await admin.query<import('mysql2').RowDataPacket[]>(
+          "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE 'DELETE FROM vaults%'",
+        );
+        return Number(rows[0]?.n);
+      };
+      await expect.poll(blockedInDelete, { timeout: 10_000 }).toBe(1);
+      await expect(storage.ping()).resolves.toBeUndefined();
+      await admin.query('ROLLBACK');
+      await stuck;
+    } finally {
+      await admin.end();
+      await storage.close();
+      await database.drop();
+    }
   });
 });

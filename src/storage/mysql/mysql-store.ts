@@ -7,13 +7,13 @@ import { parseDatabaseUrl } from './database-url.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
-import { openNodeHealth } from './node-health.js';
+import { openNodeHealth, type NodeHealth } from './node-health.js';
 import { StorageUnavailableError } from '../storage-errors.js';
 import { createPolicyStore } from './policy-store.js';
-import { DEFAULT_POOL_LIMITS, DEFAULT_POOL_SIZE, openPool, poolStats, type PoolLimits } from './pool.js';
+import { DEFAULT_POOL_LIMITS, DEFAULT_POOL_SIZE, markGaleraPool, openPool, poolStats, type PoolLimits } from './pool.js';
 import { createSealedBlobStore, createSealedKeyStore } from './sealed-store.js';
 import { createSecretStore } from './secret-store.js';
-import { DEFAULT_RETRY, inTransaction, withConnection, type Database, type WarnLogger } from './transaction.js';
+import { DEFAULT_RETRY, inTransaction, withConnection, withRetries, type Database, type WarnLogger } from './transaction.js';
 import { createVaultStore } from './vault-store.js';
 
 export interface MysqlStorageOptions {
@@ -41,18 +41,22 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
   const logger = options.logger ?? { warn() {} };
   const fail = (error: unknown) => explainTlsFailure(error, `${settings.host}:${settings.port}`, settings.tls);
 
-  const node = await openNodeHealth(settings).catch((error: unknown) => {
-    throw fail(error);
-  });
-  const pool = openPool(settings, poolSize, poolLimits, { galera: node.galera });
-  const db: Database = { pool, poolLimits, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry, readiness: node };
+  // mysql2 connects lazily: nothing is opened before the node is known.
+  const pool = openPool(settings, poolSize, poolLimits);
+  const db: Database = { pool, poolLimits, logger, retry: DEFAULT_RETRY, onRetry: options.onRetry };
 
+  let node: NodeHealth | undefined;
   try {
+    // Retried like any outage, so a database still starting is waited for briefly.
+    node = await withRetries(db, {}, () => openNodeHealth(settings));
+    if (node.galera) markGaleraPool(pool);
+    db.readiness = node;
     await migrate(pool, { warn: (obj, msg) => logger.warn(obj, msg) });
   } catch (error) {
-    await Promise.all([pool.end().catch(() => {}), node.close()]);
+    await Promise.all([pool.end().catch(() => {}), node?.close()]);
     throw fail(error);
   }
+  const health = node;
 
   let closing: Promise<void> | undefined;
   return {
@@ -72,7 +76,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
       else await inTransaction(db, (sql) => insertAuditEvents(sql, events));
     },
     async ping() {
-      const state = await node.check();
+      const state = await health.check();
       if (!state.healthy) throw new StorageUnavailableError(state.detail);
     },
     async stats() {
@@ -82,7 +86,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
       return { pool: poolStats(pool, poolSize), oldestUnsealedAuditAt: oldest instanceof Date ? oldest : null };
     },
     close() {
-      closing ??= Promise.all([pool.end(), node.close()]).then(() => undefined);
+      closing ??= Promise.all([pool.end(), health.close()]).then(() => undefined);
       return closing;
     },
   };

@@ -29,6 +29,7 @@ export interface NodeHealth extends Readiness {
 }
 
 const CHECK_TIMEOUT_MS = 2000;
+const UNREACHABLE = 'the database does not answer';
 
 export async function openNodeHealth(settings: ConnectionSettings): Promise<NodeHealth> {
   let connection: Connection | undefined = await openConnection(settings);
@@ -46,7 +47,13 @@ export async function openNodeHealth(settings: ConnectionSettings): Promise<Node
   let checking: Promise<NodeState> | undefined;
   let closed = false;
 
+  /** One question on the health connection; a connection that was killed or went stale is replaced once. */
   async function ask(): Promise<NodeState> {
+    const first = await askOnce();
+    return first.detail === UNREACHABLE ? askOnce() : first;
+  }
+
+  async function askOnce(): Promise<NodeState> {
     try {
       connection ??= await openConnection(settings);
       if (!galera) {
@@ -63,7 +70,7 @@ export async function openNodeHealth(settings: ConnectionSettings): Promise<Node
       const dead = connection;
       connection = undefined;
       dead?.destroy();
-      return { healthy: false, ready: true, detail: 'the database does not answer' };
+      return { healthy: false, ready: true, detail: UNREACHABLE };
     }
   }
 

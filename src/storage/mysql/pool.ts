@@ -66,17 +66,17 @@ const SESSION_SETUP =
  */
 const GALERA_SESSION_SETUP = 'SET wsrep_sync_wait = 1';
 
-export interface PoolOptions {
-  /** The server is a Galera node: every session also gets GALERA_SESSION_SETUP. */
-  galera?: boolean;
-}
-
 const galeraPools = new WeakSet<object>();
 
-export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE, limits: PoolLimits = DEFAULT_POOL_LIMITS, options: PoolOptions = {}): Pool {
+/** The server is a Galera node: sessions the pool opens from now on also get GALERA_SESSION_SETUP. */
+export function markGaleraPool(pool: Pool): void {
+  galeraPools.add(pool);
+}
+
+export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE, limits: PoolLimits = DEFAULT_POOL_LIMITS): Pool {
   if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`database pool size must be a positive integer, got ${poolSize}`);
   if (!Number.isInteger(limits.queueLimit) || limits.queueLimit < 1) throw new Error(`database queue limit must be a positive integer, got ${limits.queueLimit}`);
-  const pool = createPool({
+  return createPool({
     ...connectionOptions(settings),
     connectionLimit: poolSize,
     maxIdle: poolSize,
@@ -85,8 +85,6 @@ export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_S
     queueLimit: limits.queueLimit,
     maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
   });
-  if (options.galera) galeraPools.add(pool);
-  return pool;
 }
 
 /** One connection of its own, outside any pool (health checks must not queue behind calls). */
