@@ -92,6 +92,11 @@ async function tlsFrom(options: GlobalOptions, env: CliIo['env']) {
   return { ca: await read(ca), cert: await read(cert), key: await read(key) };
 }
 
+export function wholeNumber(name: string, text: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`${name} must be a whole number (0 or more), got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
 export function positiveInt(name: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) <= 0 || !Number.isSafeInteger(Number(text))) throw new UsageError(`${name} must be a positive whole number, got ${JSON.stringify(text)}`);
   return Number(text);

@@ -43,6 +43,9 @@ export class SecretVersionExhaustedError extends SecretGoneError { override name
 export class SecretDeletedError extends SecretGoneError { override name = 'SecretDeletedError'; }
 export class SecretNoReadableVersionError extends SecretGoneError { override name = 'SecretNoReadableVersionError'; }
 
+/** A compare-and-set write (`ifVersion`) lost: the path's newest version is `metadata.current_version`. */
+export class VersionMismatchError extends FailedPreconditionError { override name = 'VersionMismatchError'; }
+
 type ErrorClass = new (message: string, code: grpcStatus, reason: string | undefined, metadata: Record<string, string>) => VaultClientError;
 
 const BY_REASON: Record<string, ErrorClass> = {
@@ -51,6 +54,7 @@ const BY_REASON: Record<string, ErrorClass> = {
   SECRET_VERSION_EXHAUSTED: SecretVersionExhaustedError,
   SECRET_DELETED: SecretDeletedError,
   SECRET_NO_READABLE_VERSION: SecretNoReadableVersionError,
+  VERSION_MISMATCH: VersionMismatchError,
 };
 
 const BY_CODE: Partial<Record<grpcStatus, ErrorClass>> = {

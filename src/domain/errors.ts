@@ -26,6 +26,12 @@ export const GONE_REASONS = [
 
 export type GoneReason = (typeof GONE_REASONS)[number];
 
+/**
+ * The reason of a compare-and-set miss (`if_version`): a FAILED_PRECONDITION that HTTP answers
+ * with 412 Precondition Failed, as for a failed If-Match.
+ */
+export const VERSION_MISMATCH = 'VERSION_MISMATCH';
+
 export class VaultError extends Error {
   override readonly name = 'VaultError';
   constructor(

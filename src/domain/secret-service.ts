@@ -2,17 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { AccessControl } from './access-control.js';
 import { BarrierError, type Barrier } from '../crypto/barrier.js';
 import { CHARSETS, isCharset, randomString } from '../crypto/random-string.js';
-import { VaultMissingError } from '../storage/storage-errors.js';
+import { VaultMissingError, VersionMismatchError } from '../storage/storage-errors.js';
 import type { NewSecretVersion, PathSchedule, RotationSchedule, SecretVersionRecord, Storage, VersionSelector } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
 import { secretContext } from './sealing-contexts.js';
-import { dataLoss, failedPrecondition, gone, invalidArgument, notFound } from './errors.js';
+import { dataLoss, failedPrecondition, gone, invalidArgument, notFound, VERSION_MISMATCH } from './errors.js';
 import { createPageTokens, isNumber, isString, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import { SYSTEM, type CallContext } from './principal.js';
 import type { VaultService } from './vault-service.js';
 import {
   quote,
   requireFuture,
+  requireIfVersion,
   requireIntRange,
   requireMetadata,
   requirePath,
@@ -40,6 +41,8 @@ export interface PutSecretInput {
   stage?: string;
   /** Undefined leaves the path's schedule alone; an interval of 0 removes it. */
   rotationPolicy?: RotationPolicyInput;
+  /** Compare-and-set: write only if the path's newest version is this one (0: none yet). */
+  ifVersion?: number;
 }
 
 export interface RotationPolicyInput {
@@ -64,6 +67,8 @@ export interface RotateSecretInput {
   expiresAt: Date | undefined;
   /** When given, replaces the previous version's read budget (0: unlimited). */
   maxAccessCount: number | undefined;
+  /** As for put. */
+  ifVersion?: number;
 }
 
 export const ROTATE_DEFAULT_LENGTH = 32;
@@ -80,7 +85,8 @@ export interface SecretService {
   list(context: CallContext, vaultId: string, prefix: string, page?: PageRequest): Promise<Page<SecretVersionView>>;
   /** One page of a secret's versions, newest first. */
   listVersions(context: CallContext, vaultId: string, path: string, page?: PageRequest): Promise<Page<SecretVersionView>>;
-  setDisabled(context: CallContext, vaultId: string, path: string, version: number, disabled: boolean): Promise<void>;
+  /** `ifVersion` here and below: compare-and-set, as for put (a mismatch is FAILED_PRECONDITION VERSION_MISMATCH). */
+  setDisabled(context: CallContext, vaultId: string, path: string, version: number, disabled: boolean, ifVersion?: number): Promise<void>;
   /** The path's rotation schedule (`read` permission); policy null without one. */
   schedule(context: CallContext, vaultId: string, path: string): Promise<PathSchedule>;
   /**
@@ -89,8 +95,8 @@ export interface SecretService {
    */
   rotateScheduled(vaultId: string, path: string, dueAt: Date): Promise<boolean>;
   /** Makes a version current (the replaced one becomes previous); promoting previous rolls back. */
-  promote(context: CallContext, vaultId: string, path: string, version: number): Promise<SecretVersionView>;
-  delete(context: CallContext, vaultId: string, path: string): Promise<void>;
+  promote(context: CallContext, vaultId: string, path: string, version: number, ifVersion?: number): Promise<SecretVersionView>;
+  delete(context: CallContext, vaultId: string, path: string, ifVersion?: number): Promise<void>;
 }
 
 export interface SecretServiceDeps {
@@ -135,7 +141,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
 
   async function write(
     context: CallContext,
-    input: { vaultId: string; path: string; action: string },
+    input: { vaultId: string; path: string; action: string; ifVersion: number | undefined },
     build: (
       previous: SecretVersionRecord | null,
       at: Date,
@@ -154,6 +160,8 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       input.vaultId,
       input.path,
       ({ version, previous }) => {
+        // Under the path's counter row: the number before this one is the path's newest.
+        if (input.ifVersion !== undefined && version - 1 !== input.ifVersion) throw new VersionMismatchError(input.ifVersion, version - 1);
         const fields = build(previous, at);
         return {
           id: randomUUID(),
@@ -179,9 +187,30 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
         }),
       ],
     ).catch((error: unknown) => {
-      throw error instanceof VaultMissingError ? notFound(`vault ${input.vaultId} does not exist`) : error;
+      throw error instanceof VaultMissingError ? notFound(`vault ${input.vaultId} does not exist`) : asMismatch(error, input);
     });
     return view(created);
+  }
+
+  /** A compare-and-set miss as clients see it; any other error unchanged. */
+  function asMismatch(error: unknown, where: { vaultId: string; path: string }): unknown {
+    if (!(error instanceof VersionMismatchError)) return error;
+    const newest = error.actual === 0 ? 'has no version' : `has newest version ${error.actual}`;
+    return failedPrecondition(VERSION_MISMATCH, `secret ${quote(where.path)} ${newest}, not ${error.expected} as if_version expects; nothing was changed`, {
+      path: where.path,
+      vault_id: where.vaultId,
+      expected_version: String(error.expected),
+      current_version: String(error.actual),
+    });
+  }
+
+  /** Runs a store call that checks `ifVersion`, turning a miss into FAILED_PRECONDITION. */
+  async function guarded<T>(where: { vaultId: string; path: string }, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw asMismatch(error, where);
+    }
   }
 
   /** Resolves a selector to a readable version, spends one read, and decrypts. */
@@ -261,7 +290,8 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       const stage = requireWriteStage(input.stage);
       const at = now();
       const schedule = input.rotationPolicy === undefined ? undefined : requireSchedule(input.rotationPolicy, at);
-      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write' }, () => ({
+      const ifVersion = requireIfVersion(input.ifVersion);
+      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write', ifVersion }, () => ({
         value: input.value,
         type,
         metadata,
@@ -334,7 +364,8 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       if (input.maxAccessCount !== undefined && (!Number.isInteger(input.maxAccessCount) || input.maxAccessCount < 0)) {
         throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
       }
-      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate' }, (previous, at) => {
+      const ifVersion = requireIfVersion(input.ifVersion);
+      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate', ifVersion }, (previous, at) => {
         if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
         const inheritedExpiry = inheritedExpiresAt(previous, at);
         return {
@@ -361,11 +392,12 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       return read(context, vaultId, path, wanted ? { kind: 'stage', stage: wanted } : { kind: 'latest' });
     },
 
-    async promote(context, vaultId, path, version) {
+    async promote(context, vaultId, path, version, ifVersion) {
       await admit(context, vaultId, path, 'rotate');
       requireVersion(version);
+      const expected = requireIfVersion(ifVersion);
       const at = now();
-      const outcome = await storage.secrets.promote(vaultId, path, version, ({ replaced }) => [
+      const outcome = await guarded({ vaultId, path }, () => storage.secrets.promote(vaultId, path, version, ({ replaced }) => [
         auditEvent(context, at, {
           action: 'secret.promote',
           resourceType: 'secret',
@@ -373,7 +405,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           vaultId,
           details: replaced === null ? { version } : { version, replaced },
         }),
-      ]);
+      ], expected));
       if (outcome.kind === 'promoted' || outcome.kind === 'unchanged') {
         // As with rotation: a caller who may not read the path learns nothing of the version's settings.
         const promoted = view(outcome.version);
@@ -432,9 +464,10 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       return { items: versions.map(view), nextPageToken: listed.nextPageToken };
     },
 
-    async setDisabled(context, vaultId, path, version, disabled) {
+    async setDisabled(context, vaultId, path, version, disabled, ifVersion) {
       await admit(context, vaultId, path, 'write');
       requireVersion(version);
+      const expected = requireIfVersion(ifVersion);
       const at = now();
       const event = auditEvent(context, at, {
         action: disabled ? 'secret.disable' : 'secret.enable',
@@ -443,7 +476,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
         vaultId,
         details: { version },
       });
-      if (!(await storage.secrets.setDisabled(vaultId, path, version, disabled, [event]))) {
+      if (!(await guarded({ vaultId, path }, () => storage.secrets.setDisabled(vaultId, path, version, disabled, [event], expected)))) {
         const { exists, version: found } = await storage.secrets.lookup(vaultId, path, { kind: 'number', version });
         if (found?.deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has been deleted`, { path, vault_id: vaultId });
         if (!exists) await vaults.require(context, vaultId);
@@ -451,10 +484,11 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       }
     },
 
-    async delete(context, vaultId, path) {
+    async delete(context, vaultId, path, ifVersion) {
       await admit(context, vaultId, path, 'delete');
+      const expected = requireIfVersion(ifVersion);
       const event = auditEvent(context, now(), { action: 'secret.delete', resourceType: 'secret', resourceId: path, vaultId });
-      if (!(await storage.secrets.delete(vaultId, path, [event]))) {
+      if (!(await guarded({ vaultId, path }, () => storage.secrets.delete(vaultId, path, [event], expected)))) {
         const { exists, deleted } = await storage.secrets.lookup(vaultId, path, { kind: 'latest' });
         if (deleted) throw gone('SECRET_DELETED', `secret ${quote(path)} has already been deleted`, { path, vault_id: vaultId });
         if (!exists) await vaults.require(context, vaultId);

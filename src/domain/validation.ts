@@ -55,6 +55,13 @@ export function requireVersion(version: number): number {
   return version;
 }
 
+/** A compare-and-set `if_version`: unset (no check), 0 (no version yet) or a version number. */
+export function requireIfVersion(ifVersion: number | undefined): number | undefined {
+  if (ifVersion === undefined) return undefined;
+  if (!Number.isInteger(ifVersion) || ifVersion < 0) throw invalidArgument(`if_version must be 0 (no version yet) or a version number, got ${ifVersion}`);
+  return ifVersion;
+}
+
 /**
  * How deeply a request may nest, counted as its JSON form nests (the request object is level 1,
  * so `metadata` may nest 31 levels). The transports enforce it before decoding; storage (MySQL's

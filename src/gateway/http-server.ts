@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseGrpcTimeout, type CallLimits } from '../storage/call-deadline.js';
+import { applyIfVersion, etagOf, ifVersionFromHeaders, PreconditionHeaderError } from './preconditions.js';
 import { type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
@@ -127,8 +128,9 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       let request: unknown;
       try {
         request = codec.decodeRequest(route, { bindings: match.bindings, query: queryAt < 0 ? '' : target.slice(queryAt + 1), body });
+        applyIfVersion(request, ifVersionFromHeaders(route, req.headers));
       } catch (error) {
-        if (error instanceof RequestDecodeError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
+        if (error instanceof RequestDecodeError || error instanceof PreconditionHeaderError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
         throw error;
       }
 
@@ -157,7 +159,8 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       }
 
       const json = codec.encodeResponse(route, result.response);
-      send(res, httpStatusForSuccess(route.method.fullName, json === undefined), json, result.requestId);
+      const etag = etagOf(json);
+      send(res, httpStatusForSuccess(route.method.fullName, json === undefined), json, result.requestId, etag ? { ETag: etag } : {});
     } catch (error) {
       if (error instanceof HttpError) {
         reject(error);

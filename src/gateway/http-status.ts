@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { status } from '@grpc/grpc-js';
-import { GONE_REASONS } from '../domain/errors.js';
+import { GONE_REASONS, VERSION_MISMATCH } from '../domain/errors.js';
 
 /**
  * The one table from gRPC codes to HTTP statuses: grpc-gateway's HTTPStatusFromCode
@@ -35,6 +35,8 @@ const GONE: ReadonlySet<string> = new Set(GONE_REASONS);
 /** The HTTP status of a failed call, from its gRPC code and ErrorInfo reason. */
 export function httpStatusForError(code: number, reason?: string): number {
   if (code === status.FAILED_PRECONDITION && reason !== undefined && GONE.has(reason)) return 410;
+  // A compare-and-set miss is what If-Match failing means in HTTP (RFC 9110 13.1.1).
+  if (code === status.FAILED_PRECONDITION && reason === VERSION_MISMATCH) return 412;
   return HTTP_STATUS_BY_CODE[code] ?? 500;
 }
 

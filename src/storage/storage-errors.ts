@@ -50,6 +50,20 @@ export class StorageContentionError extends Error {
   }
 }
 
+/**
+ * A compare-and-set write (`ifVersion`) found the path's newest version number to be another one;
+ * nothing was written. `actual` is that number (0: the path never had a version).
+ */
+export class VersionMismatchError extends Error {
+  override readonly name = 'VersionMismatchError';
+  constructor(
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`expected newest version ${expected}, found ${actual}`);
+  }
+}
+
 /** A write named a vault that does not exist (or was deleted meanwhile). An answer, not a fault. */
 export class VaultMissingError extends Error {
   override readonly name = 'VaultMissingError';

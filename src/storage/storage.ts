@@ -127,13 +127,19 @@ export interface SecretStore {
    */
   listLatest(vaultId: string, prefix: string, page?: KeysetPage<string>): Promise<SecretVersionRecord[]>;
 
-  /** Sets a version's disabled flag. False if the version does not exist (or is deleted). */
+  /**
+   * Sets a version's disabled flag. False if the version does not exist (or is deleted).
+   * `ifVersion` (here and below): when given, the change is made only if the path's newest
+   * version number is that (0: none ever), checked in the same transaction under the path's
+   * counter row; otherwise VersionMismatchError (storage-errors.ts) and nothing changes.
+   */
   setDisabled(
     vaultId: string,
     path: string,
     version: number,
     disabled: boolean,
     audit: AuditRecord[],
+    ifVersion?: number,
   ): Promise<boolean>;
 
   /**
@@ -141,13 +147,13 @@ export interface SecretStore {
    * previous loses its stage. Serialised with appends on the path. `audit` is written only when
    * something changed (`promoted`).
    */
-  promote(vaultId: string, path: string, version: number, audit: (outcome: { replaced: number | null }) => AuditRecord[]): Promise<PromoteOutcome>;
+  promote(vaultId: string, path: string, version: number, audit: (outcome: { replaced: number | null }) => AuditRecord[], ifVersion?: number): Promise<PromoteOutcome>;
 
   /**
    * Deletes a path: every version is marked deleted, loses its stage and its ciphertext is
    * erased; numbering is kept so a later append continues it. False if the path has no live version.
    */
-  delete(vaultId: string, path: string, audit: AuditRecord[]): Promise<boolean>;
+  delete(vaultId: string, path: string, audit: AuditRecord[], ifVersion?: number): Promise<boolean>;
 }
 
 /**

@@ -126,6 +126,18 @@ describe('the vault CLI', () => {
     expect(anonymous.code).toBe(EXIT.unauthenticated);
   });
 
+  it('writes only on the version it saw with --if-version, and exits 8 when another writer came first', async () => {
+    const vaultId = (await vault(['--json', 'vault', 'create', 'cas'])).json.id;
+    const V = ['--vault', vaultId];
+    expect((await vault(['--json', 'secret', 'put', ...V, 'db/pw', '--if-version', '0'], { stdin: 'first' })).json.version).toBe(1);
+    const late = await vault(['secret', 'put', ...V, 'db/pw', '--if-version', '0'], { stdin: 'second' });
+    expect(late).toMatchObject({ code: EXIT.conflict, stderr: expect.stringContaining('VERSION_MISMATCH') });
+    expect((await vault(['--json', 'secret', 'rotate', ...V, 'db/pw', '--if-version', '1'])).json.version).toBe(2);
+    expect((await vault(['secret', 'delete', ...V, 'db/pw', '--if-version', '1'])).code).toBe(EXIT.conflict);
+    expect((await vault(['secret', 'get', ...V, 'db/pw', '--raw'])).code).toBe(EXIT.ok);
+    expect((await vault(['secret', 'put', ...V, 'db/pw', '--if-version', '-1'], { stdin: 'x' })).code).toBe(EXIT.invalidInput);
+  });
+
   it('takes the vault from VAULT_VAULT_ID and stores values from stdin byte for byte', async () => {
     const vaultId = (await vault(['--json', 'vault', 'create', 'env'])).json.id;
     const value = 'line one\nline two\n';

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { allPages } from '../../client/pages.js';
 import type { Run } from '../context.js';
-import { positiveInt, UsageError } from '../context.js';
+import { positiveInt, UsageError, wholeNumber } from '../context.js';
 import type { Row } from '../output.js';
 import type { SecretVersion, WrittenSecretVersion } from '../../gen/vault/v1/secret_service.js';
 
@@ -18,8 +18,11 @@ const versionRow = (v: SecretVersion | WrittenSecretVersion): Row => ({
 export function addSecretCommands(program: Command, run: Run): void {
   const secret = program.command('secret').description('store, read, version, rotate and delete secrets');
   const withVault = (command: Command) => command.option('--vault <vault_id>', 'the vault (default: VAULT_VAULT_ID)');
+  // Compare-and-set: the change is made only if the path's newest version is still N (exit 8 otherwise).
+  const withIfVersion = (command: Command) => command.option('--if-version <n>', 'only if the newest version is still N (0: only if the path has none)');
+  const ifVersion = (o: { ifVersion?: string }) => (o.ifVersion === undefined ? undefined : wholeNumber('--if-version', o.ifVersion));
 
-  withVault(secret.command('put <path>'))
+  withIfVersion(withVault(secret.command('put <path>')))
     .description('store a new version; the value comes from standard input or --file, byte for byte')
     .option('--file <file>', 'read the value from this file')
     .option('--type <type>', 'the secret type, e.g. api_key')
@@ -37,6 +40,7 @@ export function addSecretCommands(program: Command, run: Run): void {
           maxAccessCount: o.maxAccessCount === undefined ? undefined : positiveInt('--max-access-count', o.maxAccessCount),
           expiresAt: o.expiresAt === undefined ? undefined : parseTime('--expires-at', o.expiresAt),
           metadata: o.metadata === undefined ? undefined : parseObject('--metadata', o.metadata),
+          ifVersion: ifVersion(o),
         });
         c.out.result(written, [versionRow(written!)]);
       }),
@@ -90,11 +94,11 @@ export function addSecretCommands(program: Command, run: Run): void {
     );
 
   for (const [name, enable] of [['disable', false], ['enable', true]] as const) {
-    withVault(secret.command(`${name} <path> <version>`))
+    withIfVersion(withVault(secret.command(`${name} <path> <version>`)))
       .description(enable ? 'make a disabled version readable again' : 'make a version unreadable (reads of it are then refused as gone)')
       .action(
         run(async (c, path: string, version: string, o) => {
-          const request = { vaultId: c.vaultId(o.vault), path, version: positiveInt('version', version) };
+          const request = { vaultId: c.vaultId(o.vault), path, version: positiveInt('version', version), ifVersion: ifVersion(o) };
           const client = await c.client();
           await (enable ? client.secrets.enableSecretVersion(request) : client.secrets.disableSecretVersion(request));
           c.out.result({ path, version: request.version, disabled: !enable }, [{ path, version: request.version, disabled: !enable }]);
@@ -102,7 +106,7 @@ export function addSecretCommands(program: Command, run: Run): void {
       );
   }
 
-  withVault(secret.command('rotate <path>'))
+  withIfVersion(withVault(secret.command('rotate <path>')))
     .description('let the vault generate the next version (the value is never shown)')
     .option('--length <n>', 'length of the generated value')
     .option('--charset <charset>', 'hex (default), base64, alphanumeric or ascii')
@@ -113,16 +117,17 @@ export function addSecretCommands(program: Command, run: Run): void {
           path,
           length: o.length === undefined ? undefined : positiveInt('--length', o.length),
           charset: o.charset ?? '',
+          ifVersion: ifVersion(o),
         });
         c.out.result(written, [versionRow(written!)]);
       }),
     );
 
-  withVault(secret.command('delete <path>'))
+  withIfVersion(withVault(secret.command('delete <path>')))
     .description('delete a secret: every version is erased (numbering continues if written again)')
     .action(
       run(async (c, path: string, o) => {
-        await (await c.client()).secrets.deleteSecret({ vaultId: c.vaultId(o.vault), path });
+        await (await c.client()).secrets.deleteSecret({ vaultId: c.vaultId(o.vault), path, ifVersion: ifVersion(o) });
         c.out.result({ path, deleted: true }, [{ path, deleted: true }]);
       }),
     );

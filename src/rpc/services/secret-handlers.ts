@@ -21,6 +21,7 @@ export function secretServiceMethods(secrets: SecretService) {
         maxAccessCount: request.maxAccessCount,
         stage: request.stage,
         rotationPolicy: request.rotationPolicy,
+        ifVersion: request.ifVersion,
       });
       return { secret: toWritten(created) };
     },
@@ -32,7 +33,7 @@ export function secretServiceMethods(secrets: SecretService) {
       return { secrets: page.items.map(toVersion), nextPageToken: page.nextPageToken };
     },
     async deleteSecret(context, request) {
-      await secrets.delete(context, request.vaultId, request.path);
+      await secrets.delete(context, request.vaultId, request.path, request.ifVersion);
       return {};
     },
     async listSecretVersions(context, request) {
@@ -51,11 +52,11 @@ export function secretServiceMethods(secrets: SecretService) {
       return { secret: toSecret(await secrets.getVersion(context, request.vaultId, request.path, request.version)) };
     },
     async disableSecretVersion(context, request) {
-      await secrets.setDisabled(context, request.vaultId, request.path, request.version, true);
+      await secrets.setDisabled(context, request.vaultId, request.path, request.version, true, request.ifVersion);
       return {};
     },
     async enableSecretVersion(context, request) {
-      await secrets.setDisabled(context, request.vaultId, request.path, request.version, false);
+      await secrets.setDisabled(context, request.vaultId, request.path, request.version, false, request.ifVersion);
       return {};
     },
     async rotateSecret(context, request) {
@@ -69,11 +70,12 @@ export function secretServiceMethods(secrets: SecretService) {
         stage: request.stage,
         expiresAt: request.expiresAt,
         maxAccessCount: request.maxAccessCount,
+        ifVersion: request.ifVersion,
       });
       return { secret: toWritten(created) };
     },
     async promoteSecretVersion(context, request) {
-      return { secret: toVersion(await secrets.promote(context, request.vaultId, request.path, request.version)) };
+      return { secret: toVersion(await secrets.promote(context, request.vaultId, request.path, request.version, request.ifVersion)) };
     },
   });
 }

@@ -10,7 +10,7 @@ import type {
   VaultStore,
 } from '../storage.js';
 import { compareBytes, compareCreated, pageOf } from '../path-order.js';
-import { VaultMissingError } from '../storage-errors.js';
+import { VaultMissingError, VersionMismatchError } from '../storage-errors.js';
 import { createMemoryAuditStore } from './memory-audit-store.js';
 import { createMemoryIdentityStores } from './memory-identity-stores.js';
 import { createMemoryLeaseStore } from './memory-lease-store.js';
@@ -77,6 +77,13 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       return true;
     },
   };
+
+  /** Compare-and-set: throws unless the path's newest version number is `ifVersion` (when given). */
+  function requireNewest(vaultId: string, path: string, ifVersion: number | undefined): void {
+    if (ifVersion === undefined) return;
+    const actual = paths.get(vaultId)?.get(path)?.lastVersion ?? 0;
+    if (actual !== ifVersion) throw new VersionMismatchError(ifVersion, actual);
+  }
 
   /** One append; `claim` (for scheduled rotations) may refuse it before anything is written. */
   function appendTo(
@@ -195,7 +202,8 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       return pageOf(newest, page, (v, after) => compareBytes(v.path, after) > 0).map(copy);
     },
 
-    async setDisabled(vaultId, path, version, disabled, audit) {
+    async setDisabled(vaultId, path, version, disabled, audit, ifVersion) {
+      requireNewest(vaultId, path, ifVersion);
       const found = paths.get(vaultId)?.get(path)?.versions.find((v) => v.version === version);
       if (!found || found.deleted) return false;
       found.disabled = disabled;
@@ -203,7 +211,8 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       return true;
     },
 
-    async promote(vaultId, path, version, audit) {
+    async promote(vaultId, path, version, audit, ifVersion) {
+      requireNewest(vaultId, path, ifVersion);
       const state = paths.get(vaultId)?.get(path);
       const found = state && !state.deleted ? live(state).find((v) => v.version === version) : undefined;
       if (!state || !found) return { kind: 'missing' };
@@ -216,7 +225,8 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       return { kind: 'promoted', version: copy(found), replaced };
     },
 
-    async delete(vaultId, path, audit) {
+    async delete(vaultId, path, audit, ifVersion) {
+      requireNewest(vaultId, path, ifVersion);
       const state = paths.get(vaultId)?.get(path);
       if (!state || state.deleted) return false;
       for (const v of state.versions) {

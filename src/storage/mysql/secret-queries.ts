@@ -1,6 +1,7 @@
 import type { DueRotation, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
 import { limitOf } from './keyset.js';
 import type { Sql } from './pool.js';
+import { VersionMismatchError } from '../storage-errors.js';
 import { date, dateOrNull, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
 /**
@@ -139,6 +140,17 @@ export async function selectSchedule(sql: Sql, vaultId: string, path: string): P
 }
 
 /** Locks the path's counter row (as an append does first), so stage changes queue behind appends. */
+/**
+ * Compare-and-set: locks the path's counter row (as an append does first, so the two never
+ * deadlock) and throws unless its newest version number is `expected` (0: none ever).
+ */
+export async function requireNewestVersion(sql: Sql, vaultId: string, path: string, expected: number | undefined): Promise<void> {
+  if (expected === undefined) return;
+  const rows = await sql.select('SELECT last_version FROM secrets WHERE vault_id = ? AND path = ? FOR UPDATE', key(vaultId, path));
+  const actual = rows.length === 1 ? Number(rows[0]!.last_version) : 0;
+  if (actual !== expected) throw new VersionMismatchError(expected, actual);
+}
+
 export async function lockLivePath(sql: Sql, vaultId: string, path: string): Promise<boolean> {
   const rows = await sql.select('SELECT deleted FROM secrets WHERE vault_id = ? AND path = ? FOR UPDATE', key(vaultId, path));
   return rows.length === 1 && Number(rows[0]!.deleted) === 0;

@@ -11,6 +11,7 @@ import {
   lockLivePath,
   markDeleted,
   newestLiveVersion,
+  requireNewestVersion,
   selectLiveVersions,
   selectDueRotations,
   selectLookup,
@@ -64,9 +65,10 @@ export function createSecretStore(db: Database): SecretStore {
 
     listLatest: (vaultId, prefix, page) => withConnection(db, (sql) => selectNewestPerPath(sql, vaultId, prefix, page)),
 
-    setDisabled: (vaultId, path, version, disabled, audit) =>
+    setDisabled: (vaultId, path, version, disabled, audit, ifVersion) =>
       onPath(vaultId, path, () =>
         inTransaction(db, async (sql) => {
+          await requireNewestVersion(sql, vaultId, path, ifVersion);
           if (!(await updateDisabled(sql, vaultId, path, version, disabled))) return false;
           await insertAuditEvents(sql, audit);
           return true;
@@ -74,9 +76,10 @@ export function createSecretStore(db: Database): SecretStore {
       ),
 
     // The counter row lock first, as in append, so promotions and appends of a path take turns.
-    promote: (vaultId, path, version, audit) =>
+    promote: (vaultId, path, version, audit, ifVersion) =>
       onPath(vaultId, path, () =>
         inTransaction(db, async (sql) => {
+          await requireNewestVersion(sql, vaultId, path, ifVersion);
           if (!(await lockLivePath(sql, vaultId, path))) return { kind: 'missing' } as const;
           const found = await selectVersion(sql, vaultId, path, version);
           if (!found || found.deleted) return { kind: 'missing' } as const;
@@ -92,9 +95,10 @@ export function createSecretStore(db: Database): SecretStore {
         }),
       ),
 
-    delete: (vaultId, path, audit) =>
+    delete: (vaultId, path, audit, ifVersion) =>
       onPath(vaultId, path, () =>
         inTransaction(db, async (sql) => {
+          await requireNewestVersion(sql, vaultId, path, ifVersion);
           if (!(await markDeleted(sql, vaultId, path))) return false;
           await insertAuditEvents(sql, audit);
           return true;

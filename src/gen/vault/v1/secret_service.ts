@@ -154,7 +154,17 @@ export interface PutSecretRequest {
    * `rotation_policy`). Unset leaves the path's schedule as it is; a policy with
    * `interval_seconds` 0 (or only fields this API does not know) removes it.
    */
-  rotationPolicy?: RotationPolicy | undefined;
+  rotationPolicy?:
+    | RotationPolicy
+    | undefined;
+  /**
+   * Optional compare-and-set: the newest version number the caller saw of this path (`0`: only
+   * if the path has never had a version). When the path's newest version is another one, the call
+   * fails with FAILED_PRECONDITION, reason `VERSION_MISMATCH` (HTTP 412), and changes nothing.
+   * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
+   * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
+   */
+  ifVersion?: number | undefined;
 }
 
 /**
@@ -246,6 +256,14 @@ export interface DeleteSecretRequest {
   vaultId: string;
   /** Required. The secret path. */
   path: string;
+  /**
+   * Optional compare-and-set: the newest version number the caller saw of this path (`0`: only
+   * if the path has never had a version). When the path's newest version is another one, the call
+   * fails with FAILED_PRECONDITION, reason `VERSION_MISMATCH` (HTTP 412), and changes nothing.
+   * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
+   * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
+   */
+  ifVersion?: number | undefined;
 }
 
 /** Response for SecretService.DeleteSecret; over HTTP 204 No Content. */
@@ -317,6 +335,14 @@ export interface DisableSecretVersionRequest {
   path: string;
   /** Required. The version number to disable, 1 or more. */
   version: number;
+  /**
+   * Optional compare-and-set: the newest version number the caller saw of this path (`0`: only
+   * if the path has never had a version). When the path's newest version is another one, the call
+   * fails with FAILED_PRECONDITION, reason `VERSION_MISMATCH` (HTTP 412), and changes nothing.
+   * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
+   * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
+   */
+  ifVersion?: number | undefined;
 }
 
 /** Response for SecretService.DisableSecretVersion; over HTTP 204 No Content. */
@@ -331,6 +357,14 @@ export interface EnableSecretVersionRequest {
   path: string;
   /** Required. The version number to enable, 1 or more. */
   version: number;
+  /**
+   * Optional compare-and-set: the newest version number the caller saw of this path (`0`: only
+   * if the path has never had a version). When the path's newest version is another one, the call
+   * fails with FAILED_PRECONDITION, reason `VERSION_MISMATCH` (HTTP 412), and changes nothing.
+   * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
+   * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
+   */
+  ifVersion?: number | undefined;
 }
 
 /** Response for SecretService.EnableSecretVersion; over HTTP 204 No Content. */
@@ -377,7 +411,17 @@ export interface RotateSecretRequest {
    * Optional. How many successful reads the new version allows; 0 means unlimited. Unset: the
    * previous version's `max_access_count`. Must not be negative.
    */
-  maxAccessCount?: number | undefined;
+  maxAccessCount?:
+    | number
+    | undefined;
+  /**
+   * Optional compare-and-set: the newest version number the caller saw of this path (`0`: only
+   * if the path has never had a version). When the path's newest version is another one, the call
+   * fails with FAILED_PRECONDITION, reason `VERSION_MISMATCH` (HTTP 412), and changes nothing.
+   * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
+   * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
+   */
+  ifVersion?: number | undefined;
 }
 
 /** Response for SecretService.RotateSecret; over HTTP the bare `secret` object (201 Created). */
@@ -400,6 +444,14 @@ export interface PromoteSecretVersionRequest {
   path: string;
   /** Required. The version number to make current, 1 or more. */
   version: number;
+  /**
+   * Optional compare-and-set: the newest version number the caller saw of this path (`0`: only
+   * if the path has never had a version). When the path's newest version is another one, the call
+   * fails with FAILED_PRECONDITION, reason `VERSION_MISMATCH` (HTTP 412), and changes nothing.
+   * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
+   * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
+   */
+  ifVersion?: number | undefined;
 }
 
 /** Response for SecretService.PromoteSecretVersion; over HTTP the bare `secret` object. */
@@ -1072,6 +1124,7 @@ function createBasePutSecretRequest(): PutSecretRequest {
     maxAccessCount: 0,
     stage: undefined,
     rotationPolicy: undefined,
+    ifVersion: undefined,
   };
 }
 
@@ -1103,6 +1156,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     }
     if (message.rotationPolicy !== undefined) {
       RotationPolicy.encode(message.rotationPolicy, writer.uint32(490).fork()).join();
+    }
+    if (message.ifVersion !== undefined) {
+      writer.uint32(400).int32(message.ifVersion);
     }
     return writer;
   },
@@ -1192,6 +1248,14 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
             message.rotationPolicy = RotationPolicy.decode(reader, reader.uint32());
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.ifVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1231,6 +1295,11 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
         : isSet(object.rotation_policy)
         ? RotationPolicy.fromJSON(object.rotation_policy)
         : undefined,
+      ifVersion: isSet(object.ifVersion)
+        ? globalThis.Number(object.ifVersion)
+        : isSet(object.if_version)
+        ? globalThis.Number(object.if_version)
+        : undefined,
     };
   },
 
@@ -1263,6 +1332,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     if (message.rotationPolicy !== undefined) {
       obj.rotationPolicy = RotationPolicy.toJSON(message.rotationPolicy);
     }
+    if (message.ifVersion !== undefined) {
+      obj.ifVersion = Math.round(message.ifVersion);
+    }
     return obj;
   },
 
@@ -1282,6 +1354,7 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     message.rotationPolicy = (object.rotationPolicy !== undefined && object.rotationPolicy !== null)
       ? RotationPolicy.fromPartial(object.rotationPolicy)
       : undefined;
+    message.ifVersion = object.ifVersion ?? undefined;
     return message;
   },
 };
@@ -1871,7 +1944,7 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
 };
 
 function createBaseDeleteSecretRequest(): DeleteSecretRequest {
-  return { vaultId: "", path: "" };
+  return { vaultId: "", path: "", ifVersion: undefined };
 }
 
 export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
@@ -1881,6 +1954,9 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     }
     if (message.path !== "") {
       writer.uint32(18).string(message.path);
+    }
+    if (message.ifVersion !== undefined) {
+      writer.uint32(400).int32(message.ifVersion);
     }
     return writer;
   },
@@ -1914,6 +1990,14 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
             message.path = reader.string();
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.ifVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1934,6 +2018,11 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
         ? globalThis.String(object.vault_id)
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
+      ifVersion: isSet(object.ifVersion)
+        ? globalThis.Number(object.ifVersion)
+        : isSet(object.if_version)
+        ? globalThis.Number(object.if_version)
+        : undefined,
     };
   },
 
@@ -1945,6 +2034,9 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     if (message.path !== "") {
       obj.path = message.path;
     }
+    if (message.ifVersion !== undefined) {
+      obj.ifVersion = Math.round(message.ifVersion);
+    }
     return obj;
   },
 
@@ -1955,6 +2047,7 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     const message = createBaseDeleteSecretRequest();
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
+    message.ifVersion = object.ifVersion ?? undefined;
     return message;
   },
 };
@@ -2474,7 +2567,7 @@ export const GetSecretVersionResponse: MessageFns<GetSecretVersionResponse> = {
 };
 
 function createBaseDisableSecretVersionRequest(): DisableSecretVersionRequest {
-  return { vaultId: "", path: "", version: 0 };
+  return { vaultId: "", path: "", version: 0, ifVersion: undefined };
 }
 
 export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest> = {
@@ -2487,6 +2580,9 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
     }
     if (message.version !== 0) {
       writer.uint32(24).int32(message.version);
+    }
+    if (message.ifVersion !== undefined) {
+      writer.uint32(400).int32(message.ifVersion);
     }
     return writer;
   },
@@ -2528,6 +2624,14 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
             message.version = reader.int32();
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.ifVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2549,6 +2653,11 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      ifVersion: isSet(object.ifVersion)
+        ? globalThis.Number(object.ifVersion)
+        : isSet(object.if_version)
+        ? globalThis.Number(object.if_version)
+        : undefined,
     };
   },
 
@@ -2563,6 +2672,9 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.ifVersion !== undefined) {
+      obj.ifVersion = Math.round(message.ifVersion);
+    }
     return obj;
   },
 
@@ -2574,6 +2686,7 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
     message.version = object.version ?? 0;
+    message.ifVersion = object.ifVersion ?? undefined;
     return message;
   },
 };
@@ -2631,7 +2744,7 @@ export const DisableSecretVersionResponse: MessageFns<DisableSecretVersionRespon
 };
 
 function createBaseEnableSecretVersionRequest(): EnableSecretVersionRequest {
-  return { vaultId: "", path: "", version: 0 };
+  return { vaultId: "", path: "", version: 0, ifVersion: undefined };
 }
 
 export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> = {
@@ -2644,6 +2757,9 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
     }
     if (message.version !== 0) {
       writer.uint32(24).int32(message.version);
+    }
+    if (message.ifVersion !== undefined) {
+      writer.uint32(400).int32(message.ifVersion);
     }
     return writer;
   },
@@ -2685,6 +2801,14 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
             message.version = reader.int32();
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.ifVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2706,6 +2830,11 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      ifVersion: isSet(object.ifVersion)
+        ? globalThis.Number(object.ifVersion)
+        : isSet(object.if_version)
+        ? globalThis.Number(object.if_version)
+        : undefined,
     };
   },
 
@@ -2720,6 +2849,9 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.ifVersion !== undefined) {
+      obj.ifVersion = Math.round(message.ifVersion);
+    }
     return obj;
   },
 
@@ -2731,6 +2863,7 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
     message.version = object.version ?? 0;
+    message.ifVersion = object.ifVersion ?? undefined;
     return message;
   },
 };
@@ -2798,6 +2931,7 @@ function createBaseRotateSecretRequest(): RotateSecretRequest {
     stage: undefined,
     expiresAt: undefined,
     maxAccessCount: undefined,
+    ifVersion: undefined,
   };
 }
 
@@ -2829,6 +2963,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     }
     if (message.maxAccessCount !== undefined) {
       writer.uint32(248).int32(message.maxAccessCount);
+    }
+    if (message.ifVersion !== undefined) {
+      writer.uint32(400).int32(message.ifVersion);
     }
     return writer;
   },
@@ -2918,6 +3055,14 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
             message.maxAccessCount = reader.int32();
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.ifVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2953,6 +3098,11 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
         : isSet(object.max_access_count)
         ? globalThis.Number(object.max_access_count)
         : undefined,
+      ifVersion: isSet(object.ifVersion)
+        ? globalThis.Number(object.ifVersion)
+        : isSet(object.if_version)
+        ? globalThis.Number(object.if_version)
+        : undefined,
     };
   },
 
@@ -2985,6 +3135,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     if (message.maxAccessCount !== undefined) {
       obj.maxAccessCount = Math.round(message.maxAccessCount);
     }
+    if (message.ifVersion !== undefined) {
+      obj.ifVersion = Math.round(message.ifVersion);
+    }
     return obj;
   },
 
@@ -3002,6 +3155,7 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     message.stage = object.stage ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.maxAccessCount = object.maxAccessCount ?? undefined;
+    message.ifVersion = object.ifVersion ?? undefined;
     return message;
   },
 };
@@ -3076,7 +3230,7 @@ export const RotateSecretResponse: MessageFns<RotateSecretResponse> = {
 };
 
 function createBasePromoteSecretVersionRequest(): PromoteSecretVersionRequest {
-  return { vaultId: "", path: "", version: 0 };
+  return { vaultId: "", path: "", version: 0, ifVersion: undefined };
 }
 
 export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest> = {
@@ -3089,6 +3243,9 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
     }
     if (message.version !== 0) {
       writer.uint32(24).int32(message.version);
+    }
+    if (message.ifVersion !== undefined) {
+      writer.uint32(400).int32(message.ifVersion);
     }
     return writer;
   },
@@ -3130,6 +3287,14 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
             message.version = reader.int32();
             continue;
           }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.ifVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3151,6 +3316,11 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
         : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      ifVersion: isSet(object.ifVersion)
+        ? globalThis.Number(object.ifVersion)
+        : isSet(object.if_version)
+        ? globalThis.Number(object.if_version)
+        : undefined,
     };
   },
 
@@ -3165,6 +3335,9 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.ifVersion !== undefined) {
+      obj.ifVersion = Math.round(message.ifVersion);
+    }
     return obj;
   },
 
@@ -3176,6 +3349,7 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
     message.version = object.version ?? 0;
+    message.ifVersion = object.ifVersion ?? undefined;
     return message;
   },
 };
