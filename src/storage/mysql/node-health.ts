@@ -87,7 +87,11 @@ export async function openNodeHealth(settings: ConnectionSettings): Promise<Node
   const recheck = () => {
     if (!closed) void check();
   };
-  const timer = setInterval(recheck, 1000);
+  // While the node refuses work, look again every second so the gate lifts once it is ready;
+  // while it serves, health probes (app.ts) and suspect() are the checks, not this timer.
+  const timer = setInterval(() => {
+    if (!ready) recheck();
+  }, 1000);
   timer.unref();
 
   return {
