@@ -9,7 +9,7 @@ import type { ApiMethod } from './api-method.js';
 import { RejectedRequest } from './request-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
 import { toRpcError } from './rpc-error.js';
-import { runWithCallLimits, type CallLimits } from '../storage/call-deadline.js';
+import { requireCallAlive, runWithCallLimits, type CallLimits } from '../storage/call-deadline.js';
 
 /** What a transport knows about a call before it is handled. */
 export interface CallMeta {
@@ -63,6 +63,8 @@ export function createInvoker({
     try {
       // A request the deserializer refused (rpc/request-guard.ts) fails before authentication.
       if (request instanceof RejectedRequest) throw request.error;
+      // Whatever the storage: a call that arrives past its deadline is not worked on at all.
+      requireCallAlive();
       if (method.requiresAuth) {
         try {
           context = { principal: await authenticator.authenticate(meta.authorization, requestId, address), requestId, clientAddress: address };

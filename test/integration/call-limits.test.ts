@@ -173,3 +173,16 @@ describeWithDatabase('health on a saturated pool', () => {
     }
   });
 });
+
+describe('call limits in dev mode (memory storage)', () => {
+  it('answers 504 for a Grpc-Timeout that has already run out, as on MySQL', async () => {
+    const t = await startTestApp();
+    try {
+      const res = await t.http('GET', '/v1/vaults?page_size=10', { headers: { 'Grpc-Timeout': '1n' } });
+      expect(res.status).toBe(504);
+      expect(res.json.message).toMatch(/deadline/);
+    } finally {
+      await t.close();
+    }
+  });
+});
