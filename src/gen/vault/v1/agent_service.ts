@@ -72,7 +72,19 @@ export interface CreateAgentRequest {
     | Date
     | undefined;
   /** Optional. Lifetime of the agent's tokens in seconds, 60 to 86400. Default 900. */
-  tokenTtlSeconds?: number | undefined;
+  tokenTtlSeconds?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   * A replay's `api_key` is empty: the key is shown once, and keeping it in the stored response
+   * would keep a credential at rest.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for AgentService.CreateAgent (201 Created over HTTP). */
@@ -81,7 +93,7 @@ export interface CreateAgentResponse {
   agent?:
     | Agent
     | undefined;
-  /** The agent's API key: `ocv_` followed by 43 base64url characters. Shown only here. */
+  /** The agent's API key: `ocv_` followed by 43 base64url characters. Shown only here: empty in an idempotent replay (see request_id). */
   apiKey: string;
 }
 
@@ -155,7 +167,17 @@ export interface UpdateAgentRequest {
     | Date
     | undefined;
   /** Optional. New token lifetime in seconds, 60 to 86400. */
-  tokenTtlSeconds?: number | undefined;
+  tokenTtlSeconds?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for AgentService.UpdateAgent; over HTTP the bare `agent` object. */
@@ -168,6 +190,14 @@ export interface UpdateAgentResponse {
 export interface DeleteAgentRequest {
   /** Required. The agent's id (UUID). */
   agentId: string;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for AgentService.DeleteAgent; over HTTP 204 No Content. */
@@ -178,6 +208,16 @@ export interface DeleteAgentResponse {
 export interface RotateAgentKeyRequest {
   /** Required. The agent's id (UUID). */
   agentId: string;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   * A replay's `api_key` is empty: the key is shown once, and keeping it in the stored response
+   * would keep a credential at rest.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for AgentService.RotateAgentKey. */
@@ -186,7 +226,7 @@ export interface RotateAgentKeyResponse {
   agent?:
     | Agent
     | undefined;
-  /** The new API key. Shown only here. */
+  /** The new API key. Shown only here: empty in an idempotent replay (see request_id). */
   apiKey: string;
 }
 
@@ -460,7 +500,14 @@ export const Agent: MessageFns<Agent> = {
 };
 
 function createBaseCreateAgentRequest(): CreateAgentRequest {
-  return { name: "", description: "", scopes: [], expiresAt: undefined, tokenTtlSeconds: undefined };
+  return {
+    name: "",
+    description: "",
+    scopes: [],
+    expiresAt: undefined,
+    tokenTtlSeconds: undefined,
+    requestId: undefined,
+  };
 }
 
 export const CreateAgentRequest: MessageFns<CreateAgentRequest> = {
@@ -479,6 +526,9 @@ export const CreateAgentRequest: MessageFns<CreateAgentRequest> = {
     }
     if (message.tokenTtlSeconds !== undefined) {
       writer.uint32(40).int32(message.tokenTtlSeconds);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -536,6 +586,14 @@ export const CreateAgentRequest: MessageFns<CreateAgentRequest> = {
             message.tokenTtlSeconds = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -563,6 +621,11 @@ export const CreateAgentRequest: MessageFns<CreateAgentRequest> = {
         : isSet(object.token_ttl_seconds)
         ? globalThis.Number(object.token_ttl_seconds)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -583,6 +646,9 @@ export const CreateAgentRequest: MessageFns<CreateAgentRequest> = {
     if (message.tokenTtlSeconds !== undefined) {
       obj.tokenTtlSeconds = Math.round(message.tokenTtlSeconds);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -596,6 +662,7 @@ export const CreateAgentRequest: MessageFns<CreateAgentRequest> = {
     message.scopes = object.scopes?.map((e) => e) || [];
     message.expiresAt = object.expiresAt ?? undefined;
     message.tokenTtlSeconds = object.tokenTtlSeconds ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1138,6 +1205,7 @@ function createBaseUpdateAgentRequest(): UpdateAgentRequest {
     isActive: undefined,
     expiresAt: undefined,
     tokenTtlSeconds: undefined,
+    requestId: undefined,
   };
 }
 
@@ -1160,6 +1228,9 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
     }
     if (message.tokenTtlSeconds !== undefined) {
       writer.uint32(48).int32(message.tokenTtlSeconds);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1225,6 +1296,14 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
             message.tokenTtlSeconds = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1261,6 +1340,11 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
         : isSet(object.token_ttl_seconds)
         ? globalThis.Number(object.token_ttl_seconds)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1284,6 +1368,9 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
     if (message.tokenTtlSeconds !== undefined) {
       obj.tokenTtlSeconds = Math.round(message.tokenTtlSeconds);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1298,6 +1385,7 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
     message.isActive = object.isActive ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.tokenTtlSeconds = object.tokenTtlSeconds ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1370,13 +1458,16 @@ export const UpdateAgentResponse: MessageFns<UpdateAgentResponse> = {
 };
 
 function createBaseDeleteAgentRequest(): DeleteAgentRequest {
-  return { agentId: "" };
+  return { agentId: "", requestId: undefined };
 }
 
 export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
   encode(message: DeleteAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.agentId !== "") {
       writer.uint32(10).string(message.agentId);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1402,6 +1493,14 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
             message.agentId = reader.string();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1421,6 +1520,11 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
         : isSet(object.agent_id)
         ? globalThis.String(object.agent_id)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1428,6 +1532,9 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
     const obj: any = {};
     if (message.agentId !== "") {
       obj.agentId = message.agentId;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
@@ -1438,6 +1545,7 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
   fromPartial<I extends Exact<DeepPartial<DeleteAgentRequest>, I>>(object: I): DeleteAgentRequest {
     const message = createBaseDeleteAgentRequest();
     message.agentId = object.agentId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1495,13 +1603,16 @@ export const DeleteAgentResponse: MessageFns<DeleteAgentResponse> = {
 };
 
 function createBaseRotateAgentKeyRequest(): RotateAgentKeyRequest {
-  return { agentId: "" };
+  return { agentId: "", requestId: undefined };
 }
 
 export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
   encode(message: RotateAgentKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.agentId !== "") {
       writer.uint32(10).string(message.agentId);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1527,6 +1638,14 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
             message.agentId = reader.string();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1546,6 +1665,11 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
         : isSet(object.agent_id)
         ? globalThis.String(object.agent_id)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1553,6 +1677,9 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
     const obj: any = {};
     if (message.agentId !== "") {
       obj.agentId = message.agentId;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
@@ -1563,6 +1690,7 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
   fromPartial<I extends Exact<DeepPartial<RotateAgentKeyRequest>, I>>(object: I): RotateAgentKeyRequest {
     const message = createBaseRotateAgentKeyRequest();
     message.agentId = object.agentId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };

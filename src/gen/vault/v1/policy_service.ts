@@ -93,6 +93,14 @@ export interface CreatePolicyRequest {
   effect: string;
   /** Optional. 0 or more (default 0); higher wins. */
   priority: number;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for PolicyService.CreatePolicy; over HTTP the bare `policy` object (201 Created). */
@@ -151,7 +159,17 @@ export interface UpdatePolicyRequest {
     | string
     | undefined;
   /** Optional. 0 or more. */
-  priority?: number | undefined;
+  priority?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for PolicyService.UpdatePolicy; over HTTP the bare `policy` object. */
@@ -166,6 +184,14 @@ export interface DeletePolicyRequest {
   vaultId: string;
   /** Required. The policy's id (UUID). */
   policyId: string;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for PolicyService.DeletePolicy; over HTTP 204 No Content. */
@@ -492,6 +518,7 @@ function createBaseCreatePolicyRequest(): CreatePolicyRequest {
     expiresAt: undefined,
     effect: "",
     priority: 0,
+    requestId: undefined,
   };
 }
 
@@ -523,6 +550,9 @@ export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
     }
     if (message.priority !== 0) {
       writer.uint32(72).int32(message.priority);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -612,6 +642,14 @@ export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
             message.priority = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -657,6 +695,11 @@ export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
         : undefined,
       effect: isSet(object.effect) ? globalThis.String(object.effect) : "",
       priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -689,6 +732,9 @@ export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
     if (message.priority !== 0) {
       obj.priority = Math.round(message.priority);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -706,6 +752,7 @@ export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.effect = object.effect ?? "";
     message.priority = object.priority ?? 0;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -990,6 +1037,7 @@ function createBaseUpdatePolicyRequest(): UpdatePolicyRequest {
     expiresAt: undefined,
     effect: undefined,
     priority: undefined,
+    requestId: undefined,
   };
 }
 
@@ -1015,6 +1063,9 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
     }
     if (message.priority !== undefined) {
       writer.uint32(56).int32(message.priority);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1088,6 +1139,14 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
             message.priority = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1123,6 +1182,11 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
         : undefined,
       effect: isSet(object.effect) ? globalThis.String(object.effect) : undefined,
       priority: isSet(object.priority) ? globalThis.Number(object.priority) : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1149,6 +1213,9 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
     if (message.priority !== undefined) {
       obj.priority = Math.round(message.priority);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1164,6 +1231,7 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.effect = object.effect ?? undefined;
     message.priority = object.priority ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1238,7 +1306,7 @@ export const UpdatePolicyResponse: MessageFns<UpdatePolicyResponse> = {
 };
 
 function createBaseDeletePolicyRequest(): DeletePolicyRequest {
-  return { vaultId: "", policyId: "" };
+  return { vaultId: "", policyId: "", requestId: undefined };
 }
 
 export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
@@ -1248,6 +1316,9 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
     }
     if (message.policyId !== "") {
       writer.uint32(18).string(message.policyId);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1281,6 +1352,14 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
             message.policyId = reader.string();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1305,6 +1384,11 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
         : isSet(object.policy_id)
         ? globalThis.String(object.policy_id)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1316,6 +1400,9 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
     if (message.policyId !== "") {
       obj.policyId = message.policyId;
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1326,6 +1413,7 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
     const message = createBaseDeletePolicyRequest();
     message.vaultId = object.vaultId ?? "";
     message.policyId = object.policyId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };

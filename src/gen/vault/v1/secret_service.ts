@@ -164,7 +164,17 @@ export interface PutSecretRequest {
    * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
    * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
    */
-  ifVersion?: number | undefined;
+  ifVersion?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /**
@@ -263,7 +273,17 @@ export interface DeleteSecretRequest {
    * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
    * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
    */
-  ifVersion?: number | undefined;
+  ifVersion?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for SecretService.DeleteSecret; over HTTP 204 No Content. */
@@ -342,7 +362,17 @@ export interface DisableSecretVersionRequest {
    * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
    * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
    */
-  ifVersion?: number | undefined;
+  ifVersion?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for SecretService.DisableSecretVersion; over HTTP 204 No Content. */
@@ -364,7 +394,17 @@ export interface EnableSecretVersionRequest {
    * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
    * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
    */
-  ifVersion?: number | undefined;
+  ifVersion?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for SecretService.EnableSecretVersion; over HTTP 204 No Content. */
@@ -421,7 +461,17 @@ export interface RotateSecretRequest {
    * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
    * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
    */
-  ifVersion?: number | undefined;
+  ifVersion?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for SecretService.RotateSecret; over HTTP the bare `secret` object (201 Created). */
@@ -451,7 +501,17 @@ export interface PromoteSecretVersionRequest {
    * Checked in the write's own transaction, so of two writers with the same `if_version` exactly
    * one succeeds. Unset: no check. Over REST also `If-Match: "N"` (and `If-None-Match: *` on PUT).
    */
-  ifVersion?: number | undefined;
+  ifVersion?:
+    | number
+    | undefined;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for SecretService.PromoteSecretVersion; over HTTP the bare `secret` object. */
@@ -1125,6 +1185,7 @@ function createBasePutSecretRequest(): PutSecretRequest {
     stage: undefined,
     rotationPolicy: undefined,
     ifVersion: undefined,
+    requestId: undefined,
   };
 }
 
@@ -1159,6 +1220,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     }
     if (message.ifVersion !== undefined) {
       writer.uint32(400).int32(message.ifVersion);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1256,6 +1320,14 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
             message.ifVersion = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1300,6 +1372,11 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
         : isSet(object.if_version)
         ? globalThis.Number(object.if_version)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1335,6 +1412,9 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
     if (message.ifVersion !== undefined) {
       obj.ifVersion = Math.round(message.ifVersion);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1355,6 +1435,7 @@ export const PutSecretRequest: MessageFns<PutSecretRequest> = {
       ? RotationPolicy.fromPartial(object.rotationPolicy)
       : undefined;
     message.ifVersion = object.ifVersion ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -1944,7 +2025,7 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
 };
 
 function createBaseDeleteSecretRequest(): DeleteSecretRequest {
-  return { vaultId: "", path: "", ifVersion: undefined };
+  return { vaultId: "", path: "", ifVersion: undefined, requestId: undefined };
 }
 
 export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
@@ -1957,6 +2038,9 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     }
     if (message.ifVersion !== undefined) {
       writer.uint32(400).int32(message.ifVersion);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -1998,6 +2082,14 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
             message.ifVersion = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2023,6 +2115,11 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
         : isSet(object.if_version)
         ? globalThis.Number(object.if_version)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -2037,6 +2134,9 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     if (message.ifVersion !== undefined) {
       obj.ifVersion = Math.round(message.ifVersion);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2048,6 +2148,7 @@ export const DeleteSecretRequest: MessageFns<DeleteSecretRequest> = {
     message.vaultId = object.vaultId ?? "";
     message.path = object.path ?? "";
     message.ifVersion = object.ifVersion ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -2567,7 +2668,7 @@ export const GetSecretVersionResponse: MessageFns<GetSecretVersionResponse> = {
 };
 
 function createBaseDisableSecretVersionRequest(): DisableSecretVersionRequest {
-  return { vaultId: "", path: "", version: 0, ifVersion: undefined };
+  return { vaultId: "", path: "", version: 0, ifVersion: undefined, requestId: undefined };
 }
 
 export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest> = {
@@ -2583,6 +2684,9 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
     }
     if (message.ifVersion !== undefined) {
       writer.uint32(400).int32(message.ifVersion);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -2632,6 +2736,14 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
             message.ifVersion = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2658,6 +2770,11 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
         : isSet(object.if_version)
         ? globalThis.Number(object.if_version)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -2675,6 +2792,9 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
     if (message.ifVersion !== undefined) {
       obj.ifVersion = Math.round(message.ifVersion);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2687,6 +2807,7 @@ export const DisableSecretVersionRequest: MessageFns<DisableSecretVersionRequest
     message.path = object.path ?? "";
     message.version = object.version ?? 0;
     message.ifVersion = object.ifVersion ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -2744,7 +2865,7 @@ export const DisableSecretVersionResponse: MessageFns<DisableSecretVersionRespon
 };
 
 function createBaseEnableSecretVersionRequest(): EnableSecretVersionRequest {
-  return { vaultId: "", path: "", version: 0, ifVersion: undefined };
+  return { vaultId: "", path: "", version: 0, ifVersion: undefined, requestId: undefined };
 }
 
 export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> = {
@@ -2760,6 +2881,9 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
     }
     if (message.ifVersion !== undefined) {
       writer.uint32(400).int32(message.ifVersion);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -2809,6 +2933,14 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
             message.ifVersion = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2835,6 +2967,11 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
         : isSet(object.if_version)
         ? globalThis.Number(object.if_version)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -2852,6 +2989,9 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
     if (message.ifVersion !== undefined) {
       obj.ifVersion = Math.round(message.ifVersion);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2864,6 +3004,7 @@ export const EnableSecretVersionRequest: MessageFns<EnableSecretVersionRequest> 
     message.path = object.path ?? "";
     message.version = object.version ?? 0;
     message.ifVersion = object.ifVersion ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -2932,6 +3073,7 @@ function createBaseRotateSecretRequest(): RotateSecretRequest {
     expiresAt: undefined,
     maxAccessCount: undefined,
     ifVersion: undefined,
+    requestId: undefined,
   };
 }
 
@@ -2966,6 +3108,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     }
     if (message.ifVersion !== undefined) {
       writer.uint32(400).int32(message.ifVersion);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -3063,6 +3208,14 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
             message.ifVersion = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3103,6 +3256,11 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
         : isSet(object.if_version)
         ? globalThis.Number(object.if_version)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -3138,6 +3296,9 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     if (message.ifVersion !== undefined) {
       obj.ifVersion = Math.round(message.ifVersion);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -3156,6 +3317,7 @@ export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.maxAccessCount = object.maxAccessCount ?? undefined;
     message.ifVersion = object.ifVersion ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -3230,7 +3392,7 @@ export const RotateSecretResponse: MessageFns<RotateSecretResponse> = {
 };
 
 function createBasePromoteSecretVersionRequest(): PromoteSecretVersionRequest {
-  return { vaultId: "", path: "", version: 0, ifVersion: undefined };
+  return { vaultId: "", path: "", version: 0, ifVersion: undefined, requestId: undefined };
 }
 
 export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest> = {
@@ -3246,6 +3408,9 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
     }
     if (message.ifVersion !== undefined) {
       writer.uint32(400).int32(message.ifVersion);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -3295,6 +3460,14 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
             message.ifVersion = reader.int32();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3321,6 +3494,11 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
         : isSet(object.if_version)
         ? globalThis.Number(object.if_version)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -3338,6 +3516,9 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
     if (message.ifVersion !== undefined) {
       obj.ifVersion = Math.round(message.ifVersion);
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -3350,6 +3531,7 @@ export const PromoteSecretVersionRequest: MessageFns<PromoteSecretVersionRequest
     message.path = object.path ?? "";
     message.version = object.version ?? 0;
     message.ifVersion = object.ifVersion ?? undefined;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };

@@ -46,6 +46,14 @@ export interface CreateVaultRequest {
   name: string;
   /** Optional. Free-form description, at most 1024 characters. */
   description: string;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for VaultService.CreateVault; over HTTP the bare `vault` object (201 Created). */
@@ -97,6 +105,14 @@ export interface GetVaultResponse {
 export interface DeleteVaultRequest {
   /** Required. The vault's id (UUID). */
   vaultId: string;
+  /**
+   * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
+   * repeat by the same caller with the same key and the same request within the retention
+   * (default 24 h) changes nothing and returns the first call's response, on any instance, with
+   * response metadata `idempotent-replayed: true`; the same key with a different request is
+   * ALREADY_EXISTS (409), reason IDEMPOTENCY_KEY_REUSED. A failed call keeps no key.
+   */
+  requestId?: string | undefined;
 }
 
 /** Response for VaultService.DeleteVault; over HTTP 204 No Content. */
@@ -265,7 +281,7 @@ export const Vault: MessageFns<Vault> = {
 };
 
 function createBaseCreateVaultRequest(): CreateVaultRequest {
-  return { name: "", description: "" };
+  return { name: "", description: "", requestId: undefined };
 }
 
 export const CreateVaultRequest: MessageFns<CreateVaultRequest> = {
@@ -275,6 +291,9 @@ export const CreateVaultRequest: MessageFns<CreateVaultRequest> = {
     }
     if (message.description !== "") {
       writer.uint32(18).string(message.description);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -308,6 +327,14 @@ export const CreateVaultRequest: MessageFns<CreateVaultRequest> = {
             message.description = reader.string();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -324,6 +351,11 @@ export const CreateVaultRequest: MessageFns<CreateVaultRequest> = {
     return {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       description: isSet(object.description) ? globalThis.String(object.description) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -335,6 +367,9 @@ export const CreateVaultRequest: MessageFns<CreateVaultRequest> = {
     if (message.description !== "") {
       obj.description = message.description;
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -345,6 +380,7 @@ export const CreateVaultRequest: MessageFns<CreateVaultRequest> = {
     const message = createBaseCreateVaultRequest();
     message.name = object.name ?? "";
     message.description = object.description ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -739,13 +775,16 @@ export const GetVaultResponse: MessageFns<GetVaultResponse> = {
 };
 
 function createBaseDeleteVaultRequest(): DeleteVaultRequest {
-  return { vaultId: "" };
+  return { vaultId: "", requestId: undefined };
 }
 
 export const DeleteVaultRequest: MessageFns<DeleteVaultRequest> = {
   encode(message: DeleteVaultRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.vaultId !== "") {
       writer.uint32(10).string(message.vaultId);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(410).string(message.requestId);
     }
     return writer;
   },
@@ -771,6 +810,14 @@ export const DeleteVaultRequest: MessageFns<DeleteVaultRequest> = {
             message.vaultId = reader.string();
             continue;
           }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -790,6 +837,11 @@ export const DeleteVaultRequest: MessageFns<DeleteVaultRequest> = {
         : isSet(object.vault_id)
         ? globalThis.String(object.vault_id)
         : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -797,6 +849,9 @@ export const DeleteVaultRequest: MessageFns<DeleteVaultRequest> = {
     const obj: any = {};
     if (message.vaultId !== "") {
       obj.vaultId = message.vaultId;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
@@ -807,6 +862,7 @@ export const DeleteVaultRequest: MessageFns<DeleteVaultRequest> = {
   fromPartial<I extends Exact<DeepPartial<DeleteVaultRequest>, I>>(object: I): DeleteVaultRequest {
     const message = createBaseDeleteVaultRequest();
     message.vaultId = object.vaultId ?? "";
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
