@@ -14,6 +14,7 @@ import { createAgentService } from './domain/agent-service.js';
 import { createAuditChain } from './domain/audit-chain.js';
 import { createAuditService } from './domain/audit-service.js';
 import { createMasterKeyService, openRetiredAuditKeys } from './domain/master-keys.js';
+import { createIdempotency } from './domain/idempotency.js';
 import { createPageTokens } from './domain/paging.js';
 import { createPolicyService } from './domain/policy-service.js';
 import { createRotationScheduler, type RotationScheduler } from './domain/rotation-scheduler.js';
@@ -27,6 +28,7 @@ import type { ApiMethod } from './rpc/api-method.js';
 import { loadDescriptorSetBytes } from './rpc/descriptors.js';
 import { createGrpcServer } from './rpc/grpc-server.js';
 import { createClientAddressResolver } from './rpc/client-address.js';
+import { createIdempotentCalls } from './rpc/idempotent-calls.js';
 import { createInvoker } from './rpc/invoker.js';
 import { guardRequests } from './rpc/request-guard.js';
 import { agentServiceMethods, authServiceMethods } from './rpc/services/agent-handlers.js';
@@ -61,6 +63,8 @@ export interface App {
   reloadTls(): CertificateSummary | undefined;
   /** Scheduled rotation; its timer runs `tick` every second unless the app was started without it. */
   readonly rotationScheduler: RotationScheduler;
+  /** Deletes expired idempotency keys (what its timer does every minute); returns how many. */
+  expireIdempotencyKeys(): Promise<number>;
   /** Stops accepting calls, finishes in-flight ones, closes storage. */
   stop(): Promise<void>;
 }
@@ -99,6 +103,12 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       onError: (error, where) => logger.warn({ err: error, ...where }, 'scheduled rotation failed; will retry'),
     });
     const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)), pages });
+    const idempotency = createIdempotency({
+      storage,
+      now,
+      retentionSeconds: config.idempotencyRetentionSeconds,
+      fingerprintKey: deriveKey(keyring.current, 'idempotency fingerprints'),
+    });
     const masterKeys = createMasterKeyService({ storage, barrier, keyring, access, now });
 
     const failures = createFailedAuthLimiter({
@@ -125,9 +135,13 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       logger,
       observer: { call: metrics.observeCall, authFailed: metrics.authFailed },
       clientAddress: createClientAddressResolver(config.trustedProxies),
+      handle: createIdempotentCalls(idempotency),
     });
     const failureFlusher = startFailureAuditFlusher(failures, logger);
     const sealer = startAuditSealer(audit.sealPending, logger);
+    const idempotencyExpiry = startTicker(() => idempotency.expire(), 60_000, (error) =>
+      logger.warn({ err: error }, 'deleting expired idempotency keys failed; will retry'),
+    );
     const rotationTimer = startTicker(() => rotationScheduler.tick(), rotationTickMs, (error) =>
       logger.warn({ err: error }, 'finding due rotations failed; will retry'),
     );
@@ -177,14 +191,17 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       },
       reloadTls: () => tls?.reload().summary,
       rotationScheduler,
+      expireIdempotencyKeys: () => idempotency.expire(),
       async stop() {
         await healthTimer.stop();
         grpc.health.setStatus('', 'NOT_SERVING');
         await rotationTimer.stop();
+        await idempotencyExpiry.stop();
         await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs), metricsServer?.close()]);
         await failureFlusher.stop();
         await sealer.stop();
         await audit.stopSealing().catch(() => {});
+        await idempotency.stop().catch(() => {});
         await storage!.close();
       },
     };

@@ -37,6 +37,8 @@ export interface Config {
   metricsUnauthenticated: boolean;
   /** Shortest rotation_policy interval a PutSecret may set. */
   minRotationIntervalSeconds: number;
+  /** How long an idempotency key answers repeats (and is refused for other requests). */
+  idempotencyRetentionSeconds: number;
   /** Peers whose X-Forwarded-For names the client (IP addresses or CIDR blocks); empty: none. */
   trustedProxies: string[];
   /** Failed authentications per minute allowed per client address and per agent id. */
@@ -139,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: read('VAULT_METRICS_PORT') === undefined ? undefined : integer('VAULT_METRICS_PORT', 0, 0, 65535),
     metricsUnauthenticated: rawMetricsUnauthenticated === 'true',
     minRotationIntervalSeconds: integer('VAULT_MIN_ROTATION_INTERVAL_SECONDS', 60, 1, 86_400),
+    idempotencyRetentionSeconds: integer('VAULT_IDEMPOTENCY_RETENTION_SECONDS', 86_400, 1, 30 * 86_400),
     trustedProxies,
     authFailuresPerAddress: integer('VAULT_AUTH_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
     authFailuresPerAgent: integer('VAULT_AUTH_FAILURES_PER_AGENT', 300, 1, 1_000_000),

@@ -46,12 +46,19 @@ export class VaultError extends Error {
   }
 }
 
+/**
+ * An idempotency key (request_id / Idempotency-Key) sent again with a different request:
+ * ALREADY_EXISTS, HTTP 409 (domain/idempotency.ts).
+ */
+export const IDEMPOTENCY_KEY_REUSED = 'IDEMPOTENCY_KEY_REUSED';
+
 export const invalidArgument = (message: string) => new VaultError('invalid_argument', message);
 export const notFound = (message: string) => new VaultError('not_found', message);
 export const permissionDenied = (message: string) => new VaultError('permission_denied', message);
 export const unauthenticated = (message: string) => new VaultError('unauthenticated', message);
 export const gone = (reason: GoneReason, message: string, metadata: Record<string, string> = {}) =>
   new VaultError('gone', message, reason, metadata);
+export const alreadyExists = (reason: string, message: string) => new VaultError('already_exists', message, reason);
 export const dataLoss = (message: string) => new VaultError('data_loss', message);
 /** A change that cannot apply in the resource's present state (a read refusal is `gone`, 410). */
 export const failedPrecondition = (reason: string, message: string, metadata: Record<string, string> = {}) =>

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseGrpcTimeout, type CallLimits } from '../storage/call-deadline.js';
+import { applyIdempotencyKey, IdempotencyHeaderError } from './idempotency-header.js';
 import { applyIfVersion, etagOf, ifVersionFromHeaders, PreconditionHeaderError } from './preconditions.js';
 import { type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -9,7 +10,7 @@ import type { Logger } from '../logger.js';
 import type { ApiMethod } from '../rpc/api-method.js';
 import { createHttpListener } from '../tls/http-listener.js';
 import type { ServerTls } from '../tls/server-tls.js';
-import { sanitizeRequestId, type Invoke } from '../rpc/invoker.js';
+import { sanitizeRequestId, type Invoke, type InvokeResult } from '../rpc/invoker.js';
 import { RpcError } from '../rpc/rpc-error.js';
 import { errorBody, type ErrorBodySource } from './error-body.js';
 import { httpStatusForError, httpStatusForSuccess, reasonPhrase } from './http-status.js';
@@ -129,12 +130,13 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       try {
         request = codec.decodeRequest(route, { bindings: match.bindings, query: queryAt < 0 ? '' : target.slice(queryAt + 1), body });
         applyIfVersion(request, ifVersionFromHeaders(route, req.headers));
+        applyIdempotencyKey(route, request, req.headers);
       } catch (error) {
-        if (error instanceof RequestDecodeError || error instanceof PreconditionHeaderError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
+        if (error instanceof RequestDecodeError || error instanceof PreconditionHeaderError || error instanceof IdempotencyHeaderError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
         throw error;
       }
 
-      let result: { response: unknown; requestId: string };
+      let result: InvokeResult;
       try {
         result = await invoke(route.method, request, {
           transport: 'http',
@@ -160,7 +162,9 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
 
       const json = codec.encodeResponse(route, result.response);
       const etag = etagOf(json);
-      send(res, httpStatusForSuccess(route.method.fullName, json === undefined), json, result.requestId, etag ? { ETag: etag } : {});
+      const headers: Record<string, string> = etag ? { ETag: etag } : {};
+      if (result.replayed) headers['Idempotent-Replayed'] = 'true';
+      send(res, httpStatusForSuccess(route.method.fullName, json === undefined), json, result.requestId, headers);
     } catch (error) {
       if (error instanceof HttpError) {
         reject(error);

@@ -8,6 +8,7 @@ import type { ApiMethod } from './api-method.js';
 import { fileDescriptorProtos } from './descriptors.js';
 import type { ServerTls } from '../tls/server-tls.js';
 import { peerIp } from './client-address.js';
+import { IDEMPOTENT_REPLAYED } from './idempotent-calls.js';
 import type { Invoke } from './invoker.js';
 import { RpcError } from './rpc-error.js';
 import type { CallLimits } from '../storage/call-deadline.js';
@@ -60,9 +61,10 @@ export function createGrpcServer({
           forwardedFor: first('x-forwarded-for'),
           limits: callLimits(call),
         }).then(
-          ({ response, requestId }) => {
+          ({ response, requestId, replayed }) => {
             const trailer = new Metadata();
             trailer.set('x-request-id', requestId);
+            if (replayed) trailer.set(IDEMPOTENT_REPLAYED, 'true');
             callback(null, response, trailer);
           },
           (error: RpcError & { requestId?: string }) => callback(toServiceError(error)),

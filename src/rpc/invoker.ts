@@ -6,6 +6,7 @@ import { VaultError } from '../domain/errors.js';
 import { ANONYMOUS, type CallContext } from '../domain/principal.js';
 import type { Logger } from '../logger.js';
 import type { ApiMethod } from './api-method.js';
+import type { HandledCall } from './idempotent-calls.js';
 import { RejectedRequest } from './request-guard.js';
 import type { ClientAddressResolver } from './client-address.js';
 import { toRpcError } from './rpc-error.js';
@@ -32,7 +33,19 @@ export interface CallMeta {
  * and log one line (method, code, duration, caller; never payloads or credentials).
  * Throws RpcError on failure.
  */
-export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta) => Promise<{ response: unknown; requestId: string }>;
+export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta) => Promise<InvokeResult>;
+
+export interface InvokeResult {
+  response: unknown;
+  requestId: string;
+  /** The stored answer of an earlier call with the same idempotency key (rpc/idempotent-calls.ts). */
+  replayed: boolean;
+}
+
+/** Handles an authenticated call; by default the method's own handler, as it is. */
+export type HandleCall = (method: ApiMethod, context: CallContext, request: unknown) => Promise<HandledCall>;
+
+const handleDirectly: HandleCall = async (method, context, request) => ({ response: await method.handle(context, request), replayed: false });
 
 /** Told about every finished call (metrics); must not throw. */
 export interface CallObserver {
@@ -46,15 +59,18 @@ export function createInvoker({
   logger,
   observer,
   clientAddress = (peerAddress) => peerAddress,
+  handle = handleDirectly,
 }: {
   authenticator: Authenticator;
   logger: Logger;
   observer?: CallObserver;
   clientAddress?: ClientAddressResolver;
+  /** Idempotency keys go through here (rpc/idempotent-calls.ts). */
+  handle?: HandleCall;
 }): Invoke {
   return (method, request, meta) => runWithCallLimits(meta.limits ?? {}, () => invokeOne(method, request, meta));
 
-  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta): Promise<{ response: unknown; requestId: string }> {
+  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta): Promise<InvokeResult> {
     const started = performance.now();
     const requestId = sanitizeRequestId(meta.requestId) ?? randomUUID();
     const address = clientAddress(meta.peerAddress, meta.forwardedFor);
@@ -77,8 +93,8 @@ export function createInvoker({
           throw error;
         }
       }
-      const response = await method.handle(context, request);
-      return { response, requestId };
+      const { response, replayed } = await handle(method, context, request);
+      return { response, requestId, replayed };
     } catch (error) {
       const rpcError = toRpcError(error, (unexpected) => logger.error({ err: unexpected, method: method.fullName, requestId }, 'unexpected error'));
       code = rpcError.code;

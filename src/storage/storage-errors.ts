@@ -82,3 +82,14 @@ export class LeaseLostError extends Error {
     super(`lease "${leaseName}" is no longer held by this holder (expired or taken over); the write was refused`);
   }
 }
+
+/**
+ * An idempotency key was used again, by the same caller on the same method, with a different
+ * request: nothing was done. Only the fingerprints were compared; neither request is kept.
+ */
+export class IdempotencyKeyReusedError extends Error {
+  override readonly name = 'IdempotencyKeyReusedError';
+  constructor() {
+    super('the idempotency key was already used with a different request');
+  }
+}

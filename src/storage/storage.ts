@@ -42,6 +42,7 @@ export interface Storage {
   readonly policies: PolicyStore;
   readonly audit: AuditStore;
   readonly leases: LeaseStore;
+  readonly idempotency: IdempotencyStore;
   /** Writes audit events on their own, e.g. for a read or a refused call. */
   appendAudit(events: AuditRecord[]): Promise<void>;
   /**
@@ -258,6 +259,41 @@ export interface AuditStore {
   readChain(after: number, limit: number): Promise<StoredAuditEvent[]>;
   /** The last sealed link as the head row records it, or null for an empty chain. */
   head(): Promise<ChainHead | null>;
+}
+
+/**
+ * Idempotency keys: a call's change and the response it answered commit together, so a repeat of
+ * the call replays that response instead of changing anything again.
+ */
+export interface IdempotencyStore {
+  /**
+   * Runs `work` (the call: its store calls and the encoded response it returns) unless the claim's
+   * key is already taken. On MySQL, `work` runs in one transaction that begins by inserting the
+   * claim row and that every store call made inside `work` joins, so the change, its audit events
+   * and the stored response commit together or not at all; like any transaction it may run more
+   * than once. A concurrent call with the same key waits on that row until the first commits (then
+   * replays it) or rolls back (then runs itself). A key whose row has expired by `claim.at` is
+   * free again. Throws IdempotencyKeyReusedError (storage-errors.ts) when the key is taken with
+   * another fingerprint; whatever `work` throws is rethrown with nothing kept.
+   */
+  run(claim: IdempotencyClaim, work: () => Promise<Uint8Array>): Promise<IdempotentOutcome>;
+  /** Deletes up to `limit` keys that expired at or before `at`; returns how many. */
+  deleteExpired(at: Date, limit: number): Promise<number>;
+}
+
+export interface IdempotencyClaim {
+  /** 32 bytes naming (caller, method, key); the key itself is not kept. */
+  key: Uint8Array;
+  /** 32 bytes: a keyed hash of the request without its key. */
+  fingerprint: Uint8Array;
+  at: Date;
+  expiresAt: Date;
+}
+
+export interface IdempotentOutcome {
+  /** True when `response` is the stored answer of an earlier call, and `work` did not run. */
+  replayed: boolean;
+  response: Uint8Array;
 }
 
 /**

@@ -12,6 +12,7 @@ import type {
 import { compareBytes, compareCreated, pageOf } from '../path-order.js';
 import { VaultMissingError, VersionMismatchError } from '../storage-errors.js';
 import { createMemoryAuditStore } from './memory-audit-store.js';
+import { createMemoryIdempotencyStore } from './memory-idempotency-store.js';
 import { createMemoryIdentityStores } from './memory-identity-stores.js';
 import { createMemoryLeaseStore } from './memory-lease-store.js';
 import { createMemorySealedStores } from './memory-sealed-store.js';
@@ -253,6 +254,7 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
     policies: identity.policies,
     audit: audit.store,
     leases: leases.store,
+    idempotency: createMemoryIdempotencyStore(),
     /** The raw audit rows, for tests that tamper with them. */
     auditRows: audit.rows,
     keyCanaries: {

@@ -312,6 +312,24 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: ['ALTER TABLE policies ADD KEY policies_by_vault_created_at (vault_id, created_at, id)'],
     applied: (p) => p.hasIndex('policies', 'policies_by_vault_created_at'),
   },
+  {
+    version: 17,
+    // Idempotency keys: `id` is SHA-256 of (caller, method, key), the unique row a call claims
+    // first in its transaction; `fingerprint` a keyed hash of the request; `response` the encoded
+    // answer (never a value or key). The expiry sweep deletes by `expires_at` in index order.
+    name: 'create_idempotency_keys',
+    applied: (p) => p.hasTable('idempotency_keys'),
+    statements: [
+      `CREATE TABLE idempotency_keys (
+        id BINARY(32) NOT NULL PRIMARY KEY,
+        fingerprint BINARY(32) NOT NULL,
+        response MEDIUMBLOB NOT NULL,
+        created_at DATETIME(6) NOT NULL,
+        expires_at DATETIME(6) NOT NULL,
+        KEY idempotency_keys_by_expiry (expires_at)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
 ];
 
 /** The lease migrations run under; its holder is one migrate() call. */

@@ -4,6 +4,7 @@ import { AUDIT_ROWS_PER_INSERT, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
 import { explainTlsFailure } from './database-tls.js';
 import { parseDatabaseUrl } from './database-url.js';
+import { createIdempotencyStore } from './idempotency-store.js';
 import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
@@ -13,7 +14,7 @@ import { createPolicyStore } from './policy-store.js';
 import { DEFAULT_POOL_LIMITS, DEFAULT_POOL_SIZE, markGaleraPool, openPool, poolStats, type PoolLimits } from './pool.js';
 import { createSealedBlobStore, createSealedKeyStore } from './sealed-store.js';
 import { createSecretStore } from './secret-store.js';
-import { DEFAULT_RETRY, inTransaction, withConnection, withRetries, type Database, type WarnLogger } from './transaction.js';
+import { DEFAULT_RETRY, inTransaction, joinedCallTransaction, withConnection, withRetries, type Database, type WarnLogger } from './transaction.js';
 import { createVaultStore } from './vault-store.js';
 
 export interface MysqlStorageOptions {
@@ -69,8 +70,14 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     policies: createPolicyStore(db),
     audit: createAuditStore(db),
     leases: createLeaseStore(db),
+    idempotency: createIdempotencyStore(db),
     async appendAudit(events) {
       if (events.length === 0) return;
+      const call = joinedCallTransaction(db);
+      if (call) {
+        call.deferredAudit.push(...events);
+        return;
+      }
       // One multi-row INSERT is atomic on its own: skip BEGIN/COMMIT, two round trips per read.
       if (events.length <= AUDIT_ROWS_PER_INSERT) await withConnection(db, (sql) => insertAuditEvents(sql, events));
       else await inTransaction(db, (sql) => insertAuditEvents(sql, events));

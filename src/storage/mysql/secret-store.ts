@@ -24,14 +24,17 @@ import {
   updateSchedule,
 } from './secret-queries.js';
 import type { Sql } from './pool.js';
-import { inTransaction, withConnection, type Database } from './transaction.js';
+import { inTransaction, joinedCallTransaction, withConnection, type Database } from './transaction.js';
 import { createKeyedQueue } from '../keyed-queue.js';
 
 /** Each method is one transaction (or one autocommit read); see secret-queries.ts for the SQL. */
 export function createSecretStore(db: Database): SecretStore {
   const queue = createKeyedQueue();
-  // One write of a path at a time per instance (storage/keyed-queue.ts).
-  const onPath = <T>(vaultId: string, path: string, work: () => Promise<T>) => queue.run(`${vaultId}\u0000${path}`, work);
+  // One write of a path at a time per instance (storage/keyed-queue.ts). Not inside a call
+  // transaction: it holds its locks past this write, so a later write of the same call queued
+  // behind a writer waiting for those locks would wait forever; it waits on the row lock instead.
+  const onPath = <T>(vaultId: string, path: string, work: () => Promise<T>) =>
+    joinedCallTransaction(db) ? work() : queue.run(`${vaultId}\u0000${path}`, work);
   return {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.

@@ -1,8 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { CallCancelledError, currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
 import { acquire, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
 import { errorFields, failureKind, retryCause, type FailureKind } from './retryable-errors.js';
-import type { RetryCause } from '../storage.js';
+import type { AuditRecord, RetryCause } from '../storage.js';
 
 export interface WarnLogger {
   warn(obj: object, msg: string): void;
@@ -52,12 +53,55 @@ export interface Readiness {
 }
 
 /**
- * Runs `work` between BEGIN and COMMIT on one connection. On a deadlock, lock wait timeout,
+ * A transaction that spans a whole call (storage.ts IdempotencyStore.run): while it is open, every
+ * inTransaction and withConnection on its database made in its async context runs on it, without
+ * a connection, BEGIN or retries of its own, so a failure anywhere rolls back and retries the call
+ * as a whole.
+ */
+export interface CallTransaction {
+  readonly sql: Sql;
+  /**
+   * Audit events written "on their own" (appendAudit, e.g. a refusal) during the call: committed
+   * with it when it succeeds, and written after the rollback when it fails, as they would be
+   * without a call transaction.
+   */
+  readonly deferredAudit: AuditRecord[];
+}
+
+const callTransactions = new AsyncLocalStorage<CallTransaction & { db: Database; open: boolean }>();
+
+/** The call transaction on `db` that the caller runs inside, if one is open. */
+export function joinedCallTransaction(db: Database): CallTransaction | undefined {
+  const call = callTransactions.getStore();
+  return call && call.db === db && call.open ? call : undefined;
+}
+
+/** Runs `work` as a call transaction (above); retried as a whole like inTransaction. */
+export function inCallTransaction<T>(db: Database, work: (call: CallTransaction) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
+  return inTransaction(
+    db,
+    async (sql) => {
+      const call = { db, sql, deferredAudit: [], open: true };
+      try {
+        return await callTransactions.run(call, () => work(call));
+      } finally {
+        // Work that outlives the call (nothing should) gets a connection of its own, not this one.
+        call.open = false;
+      }
+    },
+    limits,
+  );
+}
+
+/**
+ * Runs `work` between BEGIN and COMMIT on one connection (or on the call transaction it joins). On a deadlock, lock wait timeout,
  * Galera not-ready or a lost connection, the WHOLE transaction runs again (so `work` and any
  * callback it calls must have no side effects but their result). Anything else rolls back and is
  * rethrown unchanged.
  */
 export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
+  const joined = joinedCallTransaction(db);
+  if (joined) return work(joined.sql);
   return withRetries(db, limits, async () => {
     const connection = await acquire(db.pool, db.poolLimits, limits.deadline);
     let committing = false;
@@ -87,6 +131,9 @@ export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, l
  * read right after a database restart is not failed by a dead pooled connection.
  */
 export function withConnection<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
+  // Inside a call transaction a read sees the call's own writes.
+  const joined = joinedCallTransaction(db);
+  if (joined) return work(joined.sql);
   return withPooledConnection(db, (connection) => work(sqlOn(connection)), limits);
 }
 
