@@ -138,6 +138,17 @@ describe('the vault CLI', () => {
     expect((await vault(['secret', 'put', ...V, 'db/pw', '--if-version', '-1'], { stdin: 'x' })).code).toBe(EXIT.invalidInput);
   });
 
+  it('repeats a write with --idempotency-key without writing again, and exits 8 for the key with another value', async () => {
+    const vaultId = (await vault(['--json', 'vault', 'create', 'idem'])).json.id;
+    const V = ['--vault', vaultId];
+    const first = await vault(['--json', 'secret', 'put', ...V, 'db/pw', '--idempotency-key', 'deploy-42'], { stdin: 'one' });
+    const again = await vault(['--json', 'secret', 'put', ...V, 'db/pw', '--idempotency-key', 'deploy-42'], { stdin: 'one' });
+    expect(again.json).toEqual(first.json);
+    const other = await vault(['secret', 'put', ...V, 'db/pw', '--idempotency-key', 'deploy-42'], { stdin: 'two' });
+    expect(other).toMatchObject({ code: EXIT.conflict, stderr: expect.stringContaining('IDEMPOTENCY_KEY_REUSED') });
+    expect((await vault(['--json', 'secret', 'versions', ...V, 'db/pw'])).json.versions).toHaveLength(1);
+  });
+
   it('takes the vault from VAULT_VAULT_ID and stores values from stdin byte for byte', async () => {
     const vaultId = (await vault(['--json', 'vault', 'create', 'env'])).json.id;
     const value = 'line one\nline two\n';

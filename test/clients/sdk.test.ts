@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Through the package entry, as a service depending on the vault would import it.
 import {
+  AlreadyExistsError,
   createVaultClient,
   NotFoundError,
   PermissionDeniedError,
@@ -60,6 +61,15 @@ describe('the TypeScript SDK', () => {
     } finally {
       agent.close();
     }
+  });
+
+  it('takes an idempotency key as requestId: a repeated write answers the same and writes once', async () => {
+    const write = () => root.secrets.putSecret({ vaultId, path: 'app/idempotent', value: 'once', requestId: 'sdk-write-1' });
+    const [first, again] = [await write(), await write()];
+    expect(again).toEqual(first);
+    expect((await root.secrets.listSecretVersions({ vaultId, path: 'app/idempotent' })).versions.map((v) => v.version)).toEqual([1]);
+    const reused = await root.secrets.putSecret({ vaultId, path: 'app/idempotent', value: 'other', requestId: 'sdk-write-1' }).catch((e: unknown) => e);
+    expect(reused).toBeInstanceOf(AlreadyExistsError);
   });
 
   it('surfaces refusals as typed errors', async () => {

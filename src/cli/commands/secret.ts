@@ -19,10 +19,18 @@ export function addSecretCommands(program: Command, run: Run): void {
   const secret = program.command('secret').description('store, read, version, rotate and delete secrets');
   const withVault = (command: Command) => command.option('--vault <vault_id>', 'the vault (default: VAULT_VAULT_ID)');
   // Compare-and-set: the change is made only if the path's newest version is still N (exit 8 otherwise).
-  const withIfVersion = (command: Command) => command.option('--if-version <n>', 'only if the newest version is still N (0: only if the path has none)');
-  const ifVersion = (o: { ifVersion?: string }) => (o.ifVersion === undefined ? undefined : wholeNumber('--if-version', o.ifVersion));
+  // An idempotency key makes the write safe to repeat: the same command again answers as the first
+  // did without writing again (and the SDK then retries it on UNAVAILABLE).
+  const withWriteOptions = (command: Command) =>
+    command
+      .option('--if-version <n>', 'only if the newest version is still N (0: only if the path has none)')
+      .option('--idempotency-key <key>', 'repeat-safe: the same command with this key again changes nothing and answers as the first (24 h)');
+  const writeOptions = (o: { ifVersion?: string; idempotencyKey?: string }) => ({
+    ifVersion: o.ifVersion === undefined ? undefined : wholeNumber('--if-version', o.ifVersion),
+    requestId: o.idempotencyKey,
+  });
 
-  withIfVersion(withVault(secret.command('put <path>')))
+  withWriteOptions(withVault(secret.command('put <path>')))
     .description('store a new version; the value comes from standard input or --file, byte for byte')
     .option('--file <file>', 'read the value from this file')
     .option('--type <type>', 'the secret type, e.g. api_key')
@@ -40,7 +48,7 @@ export function addSecretCommands(program: Command, run: Run): void {
           maxAccessCount: o.maxAccessCount === undefined ? undefined : positiveInt('--max-access-count', o.maxAccessCount),
           expiresAt: o.expiresAt === undefined ? undefined : parseTime('--expires-at', o.expiresAt),
           metadata: o.metadata === undefined ? undefined : parseObject('--metadata', o.metadata),
-          ifVersion: ifVersion(o),
+          ...writeOptions(o),
         });
         c.out.result(written, [versionRow(written!)]);
       }),
@@ -94,11 +102,11 @@ export function addSecretCommands(program: Command, run: Run): void {
     );
 
   for (const [name, enable] of [['disable', false], ['enable', true]] as const) {
-    withIfVersion(withVault(secret.command(`${name} <path> <version>`)))
+    withWriteOptions(withVault(secret.command(`${name} <path> <version>`)))
       .description(enable ? 'make a disabled version readable again' : 'make a version unreadable (reads of it are then refused as gone)')
       .action(
         run(async (c, path: string, version: string, o) => {
-          const request = { vaultId: c.vaultId(o.vault), path, version: positiveInt('version', version), ifVersion: ifVersion(o) };
+          const request = { vaultId: c.vaultId(o.vault), path, version: positiveInt('version', version), ...writeOptions(o) };
           const client = await c.client();
           await (enable ? client.secrets.enableSecretVersion(request) : client.secrets.disableSecretVersion(request));
           c.out.result({ path, version: request.version, disabled: !enable }, [{ path, version: request.version, disabled: !enable }]);
@@ -106,7 +114,7 @@ export function addSecretCommands(program: Command, run: Run): void {
       );
   }
 
-  withIfVersion(withVault(secret.command('rotate <path>')))
+  withWriteOptions(withVault(secret.command('rotate <path>')))
     .description('let the vault generate the next version (the value is never shown)')
     .option('--length <n>', 'length of the generated value')
     .option('--charset <charset>', 'hex (default), base64, alphanumeric or ascii')
@@ -117,17 +125,17 @@ export function addSecretCommands(program: Command, run: Run): void {
           path,
           length: o.length === undefined ? undefined : positiveInt('--length', o.length),
           charset: o.charset ?? '',
-          ifVersion: ifVersion(o),
+          ...writeOptions(o),
         });
         c.out.result(written, [versionRow(written!)]);
       }),
     );
 
-  withIfVersion(withVault(secret.command('delete <path>')))
+  withWriteOptions(withVault(secret.command('delete <path>')))
     .description('delete a secret: every version is erased (numbering continues if written again)')
     .action(
       run(async (c, path: string, o) => {
-        await (await c.client()).secrets.deleteSecret({ vaultId: c.vaultId(o.vault), path, ifVersion: ifVersion(o) });
+        await (await c.client()).secrets.deleteSecret({ vaultId: c.vaultId(o.vault), path, ...writeOptions(o) });
         c.out.result({ path, deleted: true }, [{ path, deleted: true }]);
       }),
     );
