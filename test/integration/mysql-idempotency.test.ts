@@ -55,22 +55,52 @@ describeWithDatabase('MySQL idempotency store', () => {
 
   it('lets a repeat waiting on the claim do the work itself when the first rolls back', async () => {
     const claim = claimOf();
-    let fail!: () => void;
+    let fail: (() => void) | undefined;
     const first = storage.idempotency.run(claim, async () => {
       await append('handover');
       await new Promise<void>((resolve) => (fail = resolve));
       throw new Error('first call failed');
     });
     const firstFailed = expect(first).rejects.toThrow(/first call failed/);
+    await until(async () => fail !== undefined, 'the first call to hold its claim');
     const second = storage.idempotency.run(claim, async () => {
       await append('handover');
       return Buffer.from('second');
     });
-    await waitForLockWait(database.url);
-    fail();
+    await until(() => claimInsertRunning(database.url), 'the repeat to wait on the claim row');
+    fail!();
     await firstFailed;
     expect(await second).toEqual({ replayed: false, response: Buffer.from('second') });
     expect(await versions('handover')).toEqual([1]);
+  });
+
+  it('shows a write inside a call what other writers committed before it took the path, as a write of its own would see', async () => {
+    await append('snapshot');
+    // Started outside the call, so it runs on a transaction of its own when let go.
+    let letGo!: () => void;
+    const other = (async () => {
+      await new Promise<void>((resolve) => (letGo = resolve));
+      return append('snapshot');
+    })();
+    let previousSeen: number | undefined;
+    await storage.idempotency.run(claimOf(), async () => {
+      // A read first (as an access check does), then another writer commits version 2.
+      await storage.secrets.lookup(vaultId, 'snapshot', { kind: 'latest' });
+      letGo();
+      expect((await other).version).toBe(2);
+      const created = await storage.secrets.append(
+        vaultId,
+        'snapshot',
+        ({ version, previous }) => {
+          previousSeen = previous?.version;
+          return { id: randomUUID(), type: 'generic', metadata: null, ciphertext: Buffer.from(`v${version}`), createdBy: 'root', createdAt: new Date(), expiresAt: null, maxAccessCount: 0 };
+        },
+        () => [],
+      );
+      expect(created.version).toBe(3);
+      return Buffer.from('done');
+    });
+    expect(previousSeen).toBe(2);
   });
 
   it('commits the audit of a successful call with it, and writes a failed call\'s refusal after the rollback', async () => {
@@ -85,16 +115,21 @@ describeWithDatabase('MySQL idempotency store', () => {
   });
 });
 
-/** Resolves once some transaction waits for a row lock (the repeat on the claim row), within 5 s. */
-async function waitForLockWait(url: string): Promise<void> {
+/** Polls `condition` every 10 ms until it holds, for at most 5 s. */
+async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`gave up waiting for ${what} after 5 s`);
+}
+
+/** True while a connection runs the claim INSERT: with the first call holding the row, that one waits for it. */
+async function claimInsertRunning(url: string): Promise<boolean> {
   const connection = await createConnection(url);
   try {
-    for (const until = Date.now() + 5000; Date.now() < until; ) {
-      const [rows] = await connection.query("SELECT COUNT(*) AS waiting FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'");
-      if (Number((rows as Array<{ waiting: number }>)[0]!.waiting) > 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    throw new Error('no transaction started waiting on the claim within 5 s');
+    const [rows] = await connection.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE info LIKE 'INSERT INTO idempotency_keys%'");
+    return Number((rows as Array<{ n: number }>)[0]!.n) > 0;
   } finally {
     await connection.end();
   }

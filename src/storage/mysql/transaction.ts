@@ -76,10 +76,16 @@ export function joinedCallTransaction(db: Database): CallTransaction | undefined
   return call && call.db === db && call.open ? call : undefined;
 }
 
-/** Runs `work` as a call transaction (above); retried as a whole like inTransaction. */
+/**
+ * Runs `work` as a call transaction (above); retried as a whole like inTransaction. READ
+ * COMMITTED: each store call in it was written as a transaction of its own, whose plain reads
+ * after its first lock see what other writers committed; under REPEATABLE READ they would see the
+ * snapshot of the call's first read (an access check, say), e.g. an append a stale previous version.
+ */
 export function inCallTransaction<T>(db: Database, work: (call: CallTransaction) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
-  return inTransaction(
+  return runTransaction(
     db,
+    'READ COMMITTED',
     async (sql) => {
       const call = { db, sql, deferredAudit: [], open: true };
       try {
@@ -94,18 +100,25 @@ export function inCallTransaction<T>(db: Database, work: (call: CallTransaction)
 }
 
 /**
- * Runs `work` between BEGIN and COMMIT on one connection (or on the call transaction it joins). On a deadlock, lock wait timeout,
- * Galera not-ready or a lost connection, the WHOLE transaction runs again (so `work` and any
- * callback it calls must have no side effects but their result). Anything else rolls back and is
- * rethrown unchanged.
+ * Runs `work` between BEGIN and COMMIT on one connection (or on the call transaction it joins).
+ * On a deadlock, lock wait timeout, Galera not-ready or a lost connection, the WHOLE transaction
+ * runs again (so `work` and any callback it calls must have no side effects but their result).
+ * Anything else rolls back and is rethrown unchanged.
  */
 export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>, limits: CallLimits = currentCallLimits()): Promise<T> {
   const joined = joinedCallTransaction(db);
   if (joined) return work(joined.sql);
+  return runTransaction(db, undefined, work, limits);
+}
+
+/** inTransaction's loop; `isolation` set for this transaction only (the server's default otherwise). */
+function runTransaction<T>(db: Database, isolation: 'READ COMMITTED' | undefined, work: (sql: Sql) => Promise<T>, limits: CallLimits): Promise<T> {
   return withRetries(db, limits, async () => {
     const connection = await acquire(db.pool, db.poolLimits, limits.deadline);
     let committing = false;
     try {
+      // Without GLOBAL or SESSION it applies to the next transaction only: the pooled connection keeps its default.
+      if (isolation) await connection.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
       await connection.beginTransaction();
       const result = await work(sqlOn(connection));
       committing = true;
