@@ -1,109 +1,251 @@
 /**
- * Measures the service end to end through a real gRPC client: put, get (unlimited), get with a
- * read budget, rotate; and, on MySQL, one bare `SELECT 1` round trip for comparison.
+ * `npm run bench`: the vault against a bare reference server (bench/reference-server.ts) on the
+ * same MariaDB, in one run, as ratios so the machine's noise mostly cancels.
  *
- *   npm run bench                                        # in-memory storage
- *   VAULT_BENCH_DATABASE_URL=mysql://u:p@127.0.0.1:3306/vault_bench npm run bench
- *
- * Bounded: each case runs for BENCH_SECONDS (default 3) at BENCH_CONCURRENCY (default 16)
- * against 127.0.0.1 only. Prints one line per case: throughput and latency percentiles.
+ * Both servers run as their own processes on 127.0.0.1; this process only generates load
+ * (BENCH_IN_FLIGHT calls in flight, default 32, for BENCH_SECONDS per case, default 8, after a
+ * 1 s warm-up). The database is VAULT_BENCH_DATABASE_URL (a server URL; two databases are
+ * created in it) or else a throwaway MariaDB started for the run (test/support/throwaway-mariadb.ts).
+ * Prints a table and the issue's ratios, and writes them to bench/results/latest.json.
  */
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { ChannelCredentials, Metadata } from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createConnection } from 'mysql2/promise';
-import { Writable } from 'node:stream';
-import { startApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
+import { AgentServiceClient } from '../src/gen/vault/v1/agent_service.js';
+import { AuthServiceClient } from '../src/gen/vault/v1/auth_service.js';
+import { PolicyServiceClient } from '../src/gen/vault/v1/policy_service.js';
 import { SecretServiceClient } from '../src/gen/vault/v1/secret_service.js';
 import { VaultServiceClient } from '../src/gen/vault/v1/vault_service.js';
-import { createLogger } from '../src/logger.js';
+import { freePort, startThrowawayMariadb } from '../test/support/throwaway-mariadb.js';
+import { unary } from '../test/support/test-app.js';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
-const databaseUrl = process.env.VAULT_BENCH_DATABASE_URL;
-const token = 'bench-root-token-0123456789';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 32);
+const POOL_SIZE = String(process.env.BENCH_POOL_SIZE ?? 16);
+const LARGE_VAULT = Number(process.env.BENCH_LARGE_VAULT ?? 20_000);
+const SMALL_VAULT = 1_000;
+const LONG_HISTORY = 3_000;
+const ROOT_TOKEN = `bench-root-${randomBytes(12).toString('hex')}`;
+const VALUE = 'v'.repeat(64);
 
-function call<Req, Res>(client: object, method: (...args: never[]) => unknown, request: Req, metadata: Metadata): Promise<Res> {
-  return new Promise((resolve, reject) =>
-    (method as unknown as (r: Req, m: Metadata, o: object, cb: (e: Error | null, r: Res) => void) => void).call(client, request, metadata, {}, (e, r) =>
-      e ? reject(e) : resolve(r),
-    ),
-  );
-}
+interface Result { case: string; server: 'reference' | 'vault'; opsPerSecond: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string }
 
-async function measure(name: string, operation: (i: number) => Promise<unknown>) {
-  const latencies: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  let errors = 0;
-  let counter = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const started = performance.now();
-        try {
-          await operation(counter++);
-          latencies.push(performance.now() - started);
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => (latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2);
-  console.log(
-    `${name.padEnd(28)} ${(latencies.length / seconds).toFixed(0).padStart(7)} ops/s  p50 ${at(0.5)} ms  p99 ${at(0.99)} ms  errors ${errors}`,
-  );
+const throwaway = process.env.VAULT_BENCH_DATABASE_URL ? undefined : await startThrowawayMariadb();
+const serverUrl = process.env.VAULT_BENCH_DATABASE_URL ?? throwaway!.url;
+const children: ChildProcess[] = [];
+const rss = { maxMiB: 0, sampling: false };
+try {
+  await main();
+} finally {
+  for (const child of children) child.kill('SIGKILL');
+  await throwaway?.stop();
 }
 
 async function main() {
-  const sink = new Writable({ write: (_c, _e, done) => done() });
-  const config = loadConfig({
-    VAULT_GRPC_PORT: '0',
-    VAULT_HTTP_PORT: '0',
-    VAULT_ROOT_TOKEN: token,
-    VAULT_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'),
-    VAULT_DATABASE_POOL_SIZE: String(concurrency),
-    ...(databaseUrl ? { VAULT_DATABASE_URL: databaseUrl } : {}),
-  });
-  const app = await startApp(config, createLogger('silent', sink));
-  const address = `127.0.0.1:${app.grpcPort}`;
-  const secrets = new SecretServiceClient(address, credentials.createInsecure());
-  const vaults = new VaultServiceClient(address, credentials.createInsecure());
-  const metadata = new Metadata();
-  metadata.set('authorization', `Bearer ${token}`);
-  console.log(`storage: ${databaseUrl ? 'mysql' : 'memory'}, concurrency ${concurrency}, ${seconds} s per case`);
+  const suffix = randomBytes(4).toString('hex');
+  const admin = await createConnection(serverUrl);
+  for (const name of ['ref', 'vault']) await admin.query(`CREATE DATABASE bench_${name}_${suffix}`);
+  const [[durability]] = (await admin.query('SELECT @@innodb_flush_log_at_trx_commit AS flush, @@sync_binlog AS sync_binlog, @@version AS version')) as unknown as [[Record<string, unknown>]];
+  await admin.end();
 
-  const { vault } = await call<object, { vault: { id: string } }>(vaults, vaults.createVault, { name: 'bench', description: '' }, metadata);
-  const put = (path: string, maxAccessCount = 0) =>
-    call(secrets, secrets.putSecret, { vaultId: vault.id, path, value: 'x'.repeat(1024), type: '', metadata: undefined, expiresAt: undefined, maxAccessCount }, metadata);
-  await put('bench/read');
-  await put('bench/budget', 1_000_000_000);
-
-  if (databaseUrl) {
-    const connection = await createConnection(databaseUrl);
-    await measure('mysql SELECT 1 (1 conn)', () => connection.query('SELECT 1'));
-    await connection.end();
-  }
-  await measure('GetSecret (unlimited)', () => call(secrets, secrets.getSecret, { vaultId: vault.id, path: 'bench/read' }, metadata));
-  await measure('GetSecret (read budget)', () => call(secrets, secrets.getSecret, { vaultId: vault.id, path: 'bench/budget' }, metadata));
-  const http = `http://127.0.0.1:${app.httpPort}/v1/vaults/${vault.id}/secrets/bench/read`;
-  await measure('GET secret over HTTP', async () => {
-    const response = await fetch(http, { headers: { authorization: `Bearer ${token}` } });
-    if (response.status !== 200) throw new Error(String(response.status));
-    await response.arrayBuffer();
-  });
-  await measure('PutSecret (1 KiB, one path)', () => put('bench/hot'));
-  await measure('PutSecret (1 KiB, many paths)', (i) => put(`bench/many/${i}`));
-  await measure('RotateSecret', () =>
-    call(secrets, secrets.rotateSecret, { vaultId: vault.id, path: 'bench/read', length: 32, charset: 'hex', type: '', metadata: undefined }, metadata),
+  const refPort = await freePort();
+  await spawnServer('reference', ['bench/reference-server.ts'], { REF_DATABASE_URL: `${serverUrl}bench_ref_${suffix}`, REF_PORT: String(refPort), REF_POOL_SIZE: POOL_SIZE }, refPort);
+  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const vaultProcess = await spawnServer(
+    'vault',
+    ['src/main.ts'],
+    {
+      VAULT_DATABASE_URL: `${serverUrl}bench_vault_${suffix}`,
+      VAULT_DATABASE_POOL_SIZE: POOL_SIZE,
+      VAULT_GRPC_PORT: String(grpcPort),
+      VAULT_HTTP_PORT: String(httpPort),
+      VAULT_ROOT_TOKEN: ROOT_TOKEN,
+      VAULT_MASTER_KEY: randomBytes(32).toString('base64'),
+      VAULT_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    },
+    grpcPort,
   );
+  if (!(await accepts(httpPort))) throw new Error('the vault serves gRPC but not HTTP');
 
-  secrets.close();
-  vaults.close();
-  await app.stop();
+  const insecure = ChannelCredentials.createInsecure();
+  const reference = new SecretServiceClient(`127.0.0.1:${refPort}`, insecure);
+  const address = `127.0.0.1:${grpcPort}`;
+  const secrets = new SecretServiceClient(address, insecure);
+  const root = bearer(ROOT_TOKEN);
+
+  // --- Seeding, all through the vault's own API -------------------------------------------------
+  const vaultsClient = new VaultServiceClient(address, insecure);
+  const createVault = async (name: string) => (await unary(vaultsClient, vaultsClient.createVault, { name, description: '' }, root)).vault!.id;
+  const [small, large] = [await createVault('small'), await createVault('large')];
+  const put = (vaultId: string, path: string, maxAccessCount = 0) =>
+    unary(secrets, secrets.putSecret, { vaultId, path, type: 'generic', value: VALUE, metadata: undefined, expiresAt: undefined, maxAccessCount, rotationPolicy: undefined }, root);
+  const seeded = performance.now();
+  await put(small, 'bench/one');
+  await put(small, 'bench/budget', 2_000_000_000);
+  await inParallel(LONG_HISTORY, () => put(small, 'bench/history'));
+  await inParallel(SMALL_VAULT, (i) => put(small, pathOf(i)));
+  await inParallel(LARGE_VAULT, (i) => put(large, pathOf(i)));
+  await unary(reference, reference.putSecret, { vaultId: small, path: 'bench/one', type: '', value: VALUE, metadata: undefined, expiresAt: undefined, maxAccessCount: 0, rotationPolicy: undefined }, root);
+  const agentToken = await agentFor(address, small, root);
+  console.log(`seeded in ${((performance.now() - seeded) / 1000).toFixed(1)} s: ${SMALL_VAULT} + ${LARGE_VAULT} secrets, a path of ${LONG_HISTORY} versions`);
+
+  // --- Cases --------------------------------------------------------------------------------------
+  const results: Result[] = [];
+  const run = async (name: string, server: Result['server'], operation: (i: number) => Promise<unknown>) => {
+    rss.sampling = server === 'vault';
+    const sampler = setInterval(() => rss.sampling && sampleRss(vaultProcess.pid!), 200);
+    const result = await measure(name, server, operation);
+    clearInterval(sampler);
+    console.log(`${name.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+    results.push(result);
+    return result;
+  };
+  const get = (client: SecretServiceClient, vaultId: string, path: string, metadata: Metadata) => unary(client, client.getSecret, { vaultId, path }, metadata);
+  const rest = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  const restGet = (path: string, token: string) =>
+    new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: httpPort, agent: rest, path, headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  const refRead = await run('read: reference', 'reference', () => get(reference, small, 'bench/one', root));
+  const read = await run('read: GetSecret gRPC, root', 'vault', () => get(secrets, small, 'bench/one', root));
+  const history = await run(`read: path of ${LONG_HISTORY} versions`, 'vault', () => get(secrets, small, 'bench/history', root));
+  const restRead = await run('read: GetSecret REST, root', 'vault', () => restGet(`/v1/vaults/${small}/secrets/bench/one`, ROOT_TOKEN));
+  const agentRead = await run('read: GetSecret gRPC, agent', 'vault', () => get(secrets, small, 'bench/one', bearer(agentToken)));
+  const budget = await run('read: with a read budget', 'vault', () => get(secrets, small, 'bench/budget', root));
+  const smallVault = await run(`read: random path, vault of ${SMALL_VAULT}`, 'vault', () => get(secrets, small, pathOf(randomBelow(SMALL_VAULT)), root));
+  const largeVault = await run(`read: random path, vault of ${LARGE_VAULT}`, 'vault', () => get(secrets, large, pathOf(randomBelow(LARGE_VAULT)), root));
+  const refWrite = await run('write: reference', 'reference', (i) =>
+    unary(reference, reference.putSecret, { vaultId: small, path: `bench/w/${i % IN_FLIGHT}`, type: '', value: VALUE, metadata: undefined, expiresAt: undefined, maxAccessCount: 0, rotationPolicy: undefined }, root),
+  );
+  const write = await run('write: PutSecret gRPC, root', 'vault', (i) => put(small, `bench/w/${i % IN_FLIGHT}`));
+
+  const ratio = (a: Result, b: Result) => Number((a.opsPerSecond / b.opsPerSecond).toFixed(2));
+  const ratios = {
+    'GetSecret / reference read (>= 0.6)': ratio(read, refRead),
+    'GetSecret p99 / reference p99 (<= 2)': Number((read.p99Ms / refRead.p99Ms).toFixed(2)),
+    'PutSecret / reference write (>= 0.7)': ratio(write, refWrite),
+    'PutSecret p99 / reference p99 (<= 2)': Number((write.p99Ms / refWrite.p99Ms).toFixed(2)),
+    [`${LONG_HISTORY} versions / 1 version (>= 0.9)`]: ratio(history, read),
+    [`vault of ${LARGE_VAULT} / of ${SMALL_VAULT} (>= 0.9)`]: ratio(largeVault, smallVault),
+    'REST / gRPC (>= 0.8)': ratio(restRead, read),
+    'agent / root (>= 0.85)': ratio(agentRead, read),
+    'budgeted / unlimited read': ratio(budget, read),
+  };
+  console.log('\nratios');
+  console.table(ratios);
+  console.log(`vault RSS under load: max ${rss.maxMiB} MiB`);
+  const report = {
+    at: new Date().toISOString(),
+    settings: { seconds: SECONDS, inFlight: IN_FLIGHT, poolSize: Number(POOL_SIZE), database: durability, cpus: (await import('node:os')).cpus().length },
+    results,
+    ratios,
+    vaultMaxRssMiB: rss.maxMiB,
+  };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/latest.json', `${JSON.stringify(report, null, 2)}\n`);
+  console.log('written to bench/results/latest.json');
+  rest.destroy();
+  for (const client of [reference, secrets, vaultsClient]) client.close();
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+function pathOf(i: number) {
+  return `bench/many/${String(i).padStart(6, '0')}`;
+}
+
+function randomBelow(n: number) {
+  return Math.floor(Math.random() * n);
+}
+
+function bearer(token: string) {
+  const metadata = new Metadata();
+  metadata.set('authorization', `Bearer ${token}`);
+  return metadata;
+}
+
+/** An agent allowed to read everything in the vault, and a token for it. */
+async function agentFor(address: string, vaultId: string, root: Metadata): Promise<string> {
+  const insecure = ChannelCredentials.createInsecure();
+  const agents = new AgentServiceClient(address, insecure);
+  const policies = new PolicyServiceClient(address, insecure);
+  const auth = new AuthServiceClient(address, insecure);
+  const created = await unary(agents, agents.createAgent, { name: 'bench-agent', description: '', scopes: [], expiresAt: undefined }, root);
+  await unary(policies, policies.createPolicy, { vaultId, secretPathPattern: '**', principalType: 'agent', principalId: created.agent!.id, permissions: ['read'], conditions: undefined, expiresAt: undefined, effect: 'allow', priority: 0 }, root);
+  const token = await unary(auth, auth.createAgentToken, { agentId: created.agent!.id, apiKey: created.apiKey });
+  for (const client of [agents, policies, auth]) client.close();
+  return token.accessToken;
+}
+
+async function inParallel(count: number, operation: (i: number) => Promise<unknown>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (next < count) await operation(next++);
+  }));
+}
+
+async function measure(name: string, server: Result['server'], operation: (i: number) => Promise<unknown>): Promise<Result> {
+  const latencies: number[] = [];
+  const warmUntil = performance.now() + 1000;
+  const stopAt = warmUntil + SECONDS * 1000;
+  let errors = 0;
+  let firstError: string | undefined;
+  let counter = 0;
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (performance.now() < stopAt) {
+      const started = performance.now();
+      try {
+        await operation(counter++);
+        if (started >= warmUntil) latencies.push(performance.now() - started);
+      } catch (error) {
+        errors++;
+        firstError ??= error instanceof Error ? error.message : String(error);
+      }
+    }
+  }));
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
+  return { case: name, server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), errors, ...(firstError ? { firstError } : {}) };
+}
+
+function sampleRss(pid: number) {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (match) rss.maxMiB = Math.max(rss.maxMiB, Math.round(Number(match[1]) / 1024));
+}
+
+/**
+ * Starts `node --import tsx <args>` with its output in a log file (the vault logs every call; a
+ * pipe to this process would make the load generator pay for reading it) and resolves once it
+ * accepts connections on `port`.
+ */
+async function spawnServer(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
+  const log = openSync(join(tmpdir(), `bench-${name}-${process.pid}.log`), 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', log, 'inherit'] });
+  children.push(child);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  for (let tries = 0; ; tries++) {
+    if (exited !== undefined) throw new Error(`${name} server exited with ${exited} before it was ready`);
+    if (await accepts(port)) return child;
+    if (tries > 600) throw new Error(`${name} server did not listen on ${port} within 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
