@@ -171,12 +171,19 @@ export async function setStage(sql: Sql, vaultId: string, path: string, version:
 /** Path state and the selected version in one statement, so both come from one snapshot. */
 export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
   // Latest: the current version unless it is disabled, else the newest readable non-pending one.
+  // The first is one lookup on the (path, stage) unique key; only when it finds nothing does the
+  // second walk the primary key down from the newest version, stopping at the first readable one.
+  // Either way the cost does not grow with the path's history. (The path row is found by primary
+  // key, so the optimizer reads both as constants and joins the version by primary key.)
   const which =
     selector.kind === 'latest'
-      ? `v.version = (SELECT x.version FROM secret_versions x
-          WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0
-            AND (x.stage IS NULL OR x.stage <> 'pending')
-          ORDER BY (x.stage <=> 'current') DESC, x.version DESC LIMIT 1)`
+      ? `v.version = COALESCE(
+          (SELECT c.version FROM secret_versions c
+            WHERE c.vault_id = s.vault_id AND c.path = s.path AND c.stage = 'current' AND c.disabled = 0 AND c.deleted = 0),
+          (SELECT x.version FROM secret_versions x
+            WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0
+              AND (x.stage IS NULL OR x.stage <> 'pending')
+            ORDER BY x.version DESC LIMIT 1))`
       : selector.kind === 'stage'
         ? 'v.stage = ? AND v.deleted = 0'
         : 'v.version = ?';
