@@ -20,6 +20,11 @@ export function runWithCallLimits<T>(limits: CallLimits, work: () => Promise<T>)
   return current.run(limits, work);
 }
 
+/** Runs work that serves many calls at once (a shared batch) under none of their limits. */
+export function runOutsideCalls<T>(work: () => T): T {
+  return current.exit(work);
+}
+
 export function currentCallLimits(): CallLimits {
   return current.getStore() ?? {};
 }

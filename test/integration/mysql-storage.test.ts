@@ -344,6 +344,35 @@ describeWithDatabase('mysql storage', () => {
     });
   });
 
+  describe('audit records written alone (group commit)', () => {
+    it('writes every record of many concurrent calls exactly once', async () => {
+      const storage = await open({ poolSize: 4 });
+      const vault = await newVault(storage);
+      const events = Array.from({ length: 120 }, () => auditEvent('secret.read', vault.id));
+      await Promise.all(events.map((e) => storage.appendAudit([e])));
+      const rows = await raw(async (sql) => {
+        const [found] = await sql.query<RowDataPacket[]>('SELECT id FROM audit_events WHERE vault_id = ?', [Buffer.from(vault.id)]);
+        return found.map((r) => Buffer.from(r.id as Buffer).toString('utf8'));
+      });
+      expect(rows.sort()).toEqual(events.map((e) => e.id).sort());
+    });
+
+    it('fails every call of a failed batch as unavailable and writes none of it', async () => {
+      const storage = await open();
+      const vault = await newVault(storage);
+      const lone = storage.appendAudit([auditEvent('secret.read', vault.id)]);
+      // Both arrive while the first flush runs, so they share the next batch, which the
+      // oversized resource id makes the server refuse.
+      const good = auditEvent('secret.read', vault.id);
+      const batch = [storage.appendAudit([good]), storage.appendAudit([{ ...auditEvent('secret.read', vault.id), resourceId: 'x'.repeat(700) }])];
+      await lone;
+      for (const call of batch) await expect(call).rejects.toBeInstanceOf(StorageUnavailableError);
+      const [written] = await raw((sql) => sql.query<RowDataPacket[]>('SELECT id FROM audit_events WHERE id = ?', [Buffer.from(good.id)]));
+      expect(written).toEqual([]);
+      await storage.appendAudit([auditEvent('secret.read', vault.id)]);
+    });
+  });
+
   describe('key canaries', () => {
     it('keeps the first canary of a key, also when instances add it at once', async () => {
       const [a, b] = [await open(), await open()];

@@ -1,4 +1,5 @@
-import type { RetryCause, Storage } from '../storage.js';
+import type { AuditRecord, RetryCause, Storage } from '../storage.js';
+import { createGroupCommit } from '../group-commit.js';
 import { createAgentStore } from './agent-store.js';
 import { AUDIT_ROWS_PER_INSERT, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
@@ -9,7 +10,7 @@ import { createKeyCanaryStore } from './key-canary-store.js';
 import { createLeaseStore } from './lease-store.js';
 import { migrate } from './migrations.js';
 import { openNodeHealth, type NodeHealth } from './node-health.js';
-import { StorageUnavailableError } from '../storage-errors.js';
+import { StorageOverloadedError, StorageUnavailableError } from '../storage-errors.js';
 import { createPolicyStore } from './policy-store.js';
 import { DEFAULT_POOL_LIMITS, DEFAULT_POOL_SIZE, markGaleraPool, openPool, poolStats, type PoolLimits } from './pool.js';
 import { createSealedBlobStore, createSealedKeyStore } from './sealed-store.js';
@@ -60,6 +61,19 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
   const health = node;
 
   let closing: Promise<void> | undefined;
+  // Events written on their own (reads, refusals) of concurrent calls share one INSERT: one
+  // statement and one log flush for many calls instead of one each (storage/group-commit.ts).
+  // One multi-row INSERT is atomic on its own, so it needs no BEGIN/COMMIT; a failed batch fails
+  // every call in it as unavailable, since none of their records were written.
+  const writeAuditAlone = createGroupCommit<AuditRecord>(async (events) => {
+    try {
+      if (events.length <= AUDIT_ROWS_PER_INSERT) await withConnection(db, (sql) => insertAuditEvents(sql, events));
+      else await inTransaction(db, (sql) => insertAuditEvents(sql, events));
+    } catch (error) {
+      if (error instanceof StorageUnavailableError || error instanceof StorageOverloadedError) throw error;
+      throw new StorageUnavailableError('audit records could not be written', { cause: error });
+    }
+  }, AUDIT_ROWS_PER_INSERT);
   return {
     vaults: createVaultStore(db),
     secrets: createSecretStore(db),
@@ -73,14 +87,13 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
     idempotency: createIdempotencyStore(db),
     async appendAudit(events) {
       if (events.length === 0) return;
+      // Inside a call transaction (an idempotent call) they commit, or are written, with the call.
       const call = joinedCallTransaction(db);
       if (call) {
         call.deferredAudit.push(...events);
         return;
       }
-      // One multi-row INSERT is atomic on its own: skip BEGIN/COMMIT, two round trips per read.
-      if (events.length <= AUDIT_ROWS_PER_INSERT) await withConnection(db, (sql) => insertAuditEvents(sql, events));
-      else await inTransaction(db, (sql) => insertAuditEvents(sql, events));
+      await writeAuditAlone(events);
     },
     async ping() {
       const state = await health.check();
