@@ -117,8 +117,11 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       limits: { ...DEFAULT_FAILED_AUTH_LIMITS, perAddress: config.authFailuresPerAddress, perAgent: config.authFailuresPerAgent },
     });
     const authenticator = createCredentialAuthenticator({ rootToken, agents: storage.agents, tokens, failures, now });
-    // This instance forgets cached agents at once when it changes one; others within a second.
-    const onCredentialsChanged = () => authenticator.forgetAgents();
+    // This instance forgets cached agents and policies at once when it changes one; others within a second.
+    const onCredentialsChanged = () => {
+      authenticator.forgetAgents();
+      access.forgetPolicies();
+    };
 
     const descriptorSet = loadDescriptorSetBytes();
     const methods = guardRequests([

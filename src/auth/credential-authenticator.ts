@@ -61,7 +61,7 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, failu
     }
     if (!agent || !agentCanAuthenticate(agent, at)) return null;
     touch(agent.id, at);
-    return { type: 'agent', id: agent.id };
+    return { type: 'agent', id: agent.id, generation: agent.credentialGeneration };
   }
 
   function touch(agentId: string, at: Date) {

@@ -1,7 +1,11 @@
 /** Who is calling. Root is the operator holding VAULT_ROOT_TOKEN; agents come from API keys/tokens. */
 export type Principal =
   | { readonly type: 'root'; readonly id: 'root' }
-  | { readonly type: 'agent'; readonly id: string }
+  /**
+   * `generation`: the agent's credential generation it was authenticated under. Every policy
+   * change bumps it, so what was read of the agent's policies holds while the generation does.
+   */
+  | { readonly type: 'agent'; readonly id: string; readonly generation?: number }
   /** A caller of a method that needs no credentials (health, token exchange). */
   | { readonly type: 'anonymous'; readonly id: '' }
   /** The vault itself, e.g. a scheduled rotation; never a caller of the API. */

@@ -50,7 +50,7 @@ describe('agent credentials', () => {
     expect(apiKey).toMatch(/^ocv_[A-Za-z0-9_-]{43}$/);
     expect(agent.tokenTtlSeconds).toBe(900);
     expect(JSON.stringify(await storage.agents.list())).not.toContain(apiKey.slice(4));
-    expect(await authenticate(apiKey)).toEqual({ type: 'agent', id: agent.id });
+    expect(await authenticate(apiKey)).toMatchObject({ type: 'agent', id: agent.id });
     expect(await authenticate(ROOT_TOKEN)).toEqual(ROOT);
   });
 
@@ -58,10 +58,10 @@ describe('agent credentials', () => {
     const { agent, apiKey } = await agents.create(root, { name: 'bot', description: '', scopes: [], expiresAt: undefined, tokenTtlSeconds: 60 });
     const issued = await exchange.exchange(anonymous, { apiKey, agentId: '' });
     expect(issued).toMatchObject({ agentId: agent.id, expiresIn: 60 });
-    expect(await authenticate(issued.accessToken)).toEqual({ type: 'agent', id: agent.id });
+    expect(await authenticate(issued.accessToken)).toMatchObject({ type: 'agent', id: agent.id });
     // Instances' clocks may differ by a few seconds: a token is accepted that much past exp, no more.
     clock = new Date(clock.getTime() + (60 + CLOCK_LEEWAY_SECONDS - 1) * 1000);
-    expect(await authenticate(issued.accessToken)).toEqual({ type: 'agent', id: agent.id });
+    expect(await authenticate(issued.accessToken)).toMatchObject({ type: 'agent', id: agent.id });
     clock = new Date(clock.getTime() + 1000);
     expect(await code(authenticate(issued.accessToken))).toBe('unauthenticated');
   });
@@ -100,7 +100,7 @@ describe('agent credentials', () => {
     // A fresh authenticator has no cache: both old credentials fail at once.
     expect(await code(authenticate(apiKey))).toBe('unauthenticated');
     expect(await code(authenticate(accessToken))).toBe('unauthenticated');
-    expect(await authenticate(rotated.apiKey)).toEqual({ type: 'agent', id: agent.id });
+    expect(await authenticate(rotated.apiKey)).toMatchObject({ type: 'agent', id: agent.id });
   });
 
   it('revokes tokens when the agent is deactivated, deleted, or a policy on it changes', async () => {
@@ -113,14 +113,14 @@ describe('agent credentials', () => {
     );
     expect(await code(authenticate(beforePolicy))).toBe('unauthenticated');
     const beforeDeactivation = await token();
-    expect(await authenticate(beforeDeactivation)).toEqual({ type: 'agent', id: agent.id });
+    expect(await authenticate(beforeDeactivation)).toMatchObject({ type: 'agent', id: agent.id });
     await agents.update(root, agent.id, { isActive: false });
     await agents.update(root, agent.id, { isActive: true });
     // This instance trusted the agent record it read for up to a second; after that, revoked.
     clock = new Date(clock.getTime() + 1001);
     expect(await code(authenticate(beforeDeactivation))).toBe('unauthenticated');
     const beforeDelete = await token();
-    expect(await authenticate(beforeDelete)).toEqual({ type: 'agent', id: agent.id });
+    expect(await authenticate(beforeDelete)).toMatchObject({ type: 'agent', id: agent.id });
     await agents.delete(root, agent.id);
     clock = new Date(clock.getTime() + 1001);
     expect(await code(authenticate(beforeDelete))).toBe('unauthenticated');
