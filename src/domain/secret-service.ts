@@ -141,7 +141,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
 
   async function write(
     context: CallContext,
-    input: { vaultId: string; path: string; action: string; ifVersion: number | undefined },
+    input: { vaultId: string; path: string; action: string; ifVersion: number | undefined; usesPrevious: boolean },
     build: (
       previous: SecretVersionRecord | null,
       at: Date,
@@ -186,6 +186,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           details: version.stage === 'pending' ? { version: version.version, stage: 'pending' } : { version: version.version },
         }),
       ],
+      { withPrevious: input.usesPrevious },
     ).catch((error: unknown) => {
       throw error instanceof VaultMissingError ? notFound(`vault ${input.vaultId} does not exist`) : asMismatch(error, input);
     });
@@ -291,7 +292,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       const at = now();
       const schedule = input.rotationPolicy === undefined ? undefined : requireSchedule(input.rotationPolicy, at);
       const ifVersion = requireIfVersion(input.ifVersion);
-      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write', ifVersion }, () => ({
+      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write', ifVersion, usesPrevious: false }, () => ({
         value: input.value,
         type,
         metadata,
@@ -365,7 +366,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
         throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
       }
       const ifVersion = requireIfVersion(input.ifVersion);
-      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate', ifVersion }, (previous, at) => {
+      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate', ifVersion, usesPrevious: true }, (previous, at) => {
         if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
         const inheritedExpiry = inheritedExpiresAt(previous, at);
         return {

@@ -93,8 +93,16 @@ export interface DueRotation {
 export interface AppendContext {
   /** The number this version will have (previous highest + 1, never reused). */
   version: number;
-  /** The newest version that is not deleted, or null for a new (or deleted) path. */
+  /**
+   * The newest version that is not deleted, or null for a new (or deleted) path; also null when
+   * the caller said it does not need it (`AppendOptions.withPrevious`), which saves a read.
+   */
   previous: SecretVersionRecord | null;
+}
+
+export interface AppendOptions {
+  /** Whether `build` needs the previous version (a rotation does, a plain put does not). Default true. */
+  withPrevious?: boolean;
 }
 
 /** Which version a read wants. */

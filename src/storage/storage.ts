@@ -2,6 +2,7 @@ import type {
   AgentChanges,
   AgentRecord,
   AppendContext,
+  AppendOptions,
   AuditFilter,
   ChainHead,
   ChainLinker,
@@ -88,6 +89,7 @@ export interface SecretStore {
     path: string,
     build: (context: AppendContext) => NewSecretVersion,
     audit: (version: SecretVersionRecord) => AuditRecord[],
+    options?: AppendOptions,
   ): Promise<SecretVersionRecord>;
 
   /**

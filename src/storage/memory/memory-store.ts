@@ -93,12 +93,13 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
     build: Parameters<SecretStore['append']>[2],
     audit: Parameters<SecretStore['append']>[3],
     claim: (state: PathState) => boolean = () => true,
+    withPrevious = true,
   ): SecretVersionRecord | null {
     if (!vaults.has(vaultId)) throw new VaultMissingError(vaultId);
     const byPath = pathsOf(vaultId);
     const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [], schedule: { ...NO_SCHEDULE } };
     const version = state.lastVersion + 1;
-    const previous = live(state).at(-1) ?? null;
+    const previous = withPrevious ? (live(state).at(-1) ?? null) : null;
     // build may throw: nothing has been changed yet.
     const { schedule, ...fields } = build({ version, previous: previous && copy(previous) });
     if (!claim(state)) return null;
@@ -131,8 +132,8 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
   }
 
   const secretStore: SecretStore = {
-    async append(vaultId, path, build, audit) {
-      return appendTo(vaultId, path, build, audit)!;
+    async append(vaultId, path, build, audit, options) {
+      return appendTo(vaultId, path, build, audit, undefined, options?.withPrevious ?? true)!;
     },
 
     async rotateDue({ vaultId, path, dueAt, nextAt, at }, build, audit) {

@@ -38,7 +38,8 @@ export function createSecretStore(db: Database): SecretStore {
   return {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.
-    append: (vaultId, path, build, audit) => onPath(vaultId, path, () => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit))),
+    append: (vaultId, path, build, audit, options) =>
+      onPath(vaultId, path, () => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit, options?.withPrevious ?? true))),
 
     // The claim comes first: it locks the counter row, so the append below cannot deadlock with it.
     rotateDue: (due, build, audit) =>
@@ -110,19 +111,20 @@ export function createSecretStore(db: Database): SecretStore {
   };
 }
 
-/** Counter bump, previous version, build, stage shift, insert, schedule and audit, on the caller's transaction. */
+/** Counter bump, previous version (if wanted), build, stage shift, insert, schedule and audit, on the caller's transaction. */
 async function appendIn(
   sql: Sql,
   vaultId: string,
   path: string,
   build: Parameters<SecretStore['append']>[2],
   audit: Parameters<SecretStore['append']>[3],
+  withPrevious = true,
 ): Promise<SecretVersionRecord> {
   const version = await claimNextVersion(sql, vaultId, path).catch((error: unknown) => {
     // The counter row's foreign key is the vault check: no extra query on every write.
     throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
   });
-  const previous = await newestLiveVersion(sql, vaultId, path);
+  const previous = withPrevious ? await newestLiveVersion(sql, vaultId, path) : null;
   const fields = build({ version, previous });
   const created: SecretVersionRecord = {
     id: fields.id,
@@ -132,7 +134,8 @@ async function appendIn(
     type: fields.type,
     // As it will read back, so the returned record equals a later lookup.
     metadata: asStored(fields.metadata),
-    ciphertext: Buffer.from(fields.ciphertext),
+    // A view, not a copy: the sealed bytes are this call's own.
+    ciphertext: Buffer.from(fields.ciphertext.buffer, fields.ciphertext.byteOffset, fields.ciphertext.byteLength),
     createdBy: fields.createdBy,
     createdAt: new Date(fields.createdAt),
     expiresAt: fields.expiresAt && new Date(fields.expiresAt),
@@ -145,17 +148,6 @@ async function appendIn(
   await freeStage(sql, vaultId, path, fields.stage ?? 'current');
   await insertVersion(sql, created);
   if (fields.schedule !== undefined) await updateSchedule(sql, vaultId, path, fields.schedule);
-  await insertAuditEvents(sql, audit(copyVersion(created)));
+  await insertAuditEvents(sql, audit(created));
   return created;
-}
-
-/** A copy the audit callback may keep or change without touching the record append returns. */
-function copyVersion(v: SecretVersionRecord): SecretVersionRecord {
-  return {
-    ...v,
-    metadata: asStored(v.metadata),
-    ciphertext: v.ciphertext && Buffer.from(v.ciphertext),
-    createdAt: new Date(v.createdAt),
-    expiresAt: v.expiresAt && new Date(v.expiresAt),
-  };
 }
