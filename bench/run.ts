@@ -97,7 +97,11 @@ async function main() {
 
   // --- Cases --------------------------------------------------------------------------------------
   const results: Result[] = [];
+  // BENCH_CASES=<regexp>: only the cases whose name matches (e.g. for a profile of one of them).
+  const only = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES) : undefined;
+  const skipped = (name: string): Result => ({ case: name, server: 'vault', opsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, errors: 0 });
   const run = async (name: string, server: Result['server'], operation: (i: number) => Promise<unknown>) => {
+    if (only && !only.test(name)) return skipped(name);
     rss.sampling = server === 'vault';
     const sampler = setInterval(() => rss.sampling && sampleRss(vaultProcess.pid!), 200);
     const result = await measure(name, server, operation);
@@ -158,6 +162,16 @@ async function main() {
   console.log('written to bench/results/latest.json');
   rest.destroy();
   for (const client of [reference, secrets, vaultsClient]) client.close();
+  // A clean stop, so a profiling vault writes its profile.
+  await stopGracefully(vaultProcess);
+}
+
+function stopGracefully(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
 }
 
 function pathOf(i: number) {
@@ -230,7 +244,9 @@ function sampleRss(pid: number) {
  */
 async function spawnServer(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
   const log = openSync(join(tmpdir(), `bench-${name}-${process.pid}.log`), 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', log, 'inherit'] });
+  // BENCH_CPU_PROF=<dir>: the vault writes a V8 CPU profile there when it stops (node --cpu-prof).
+  const profile = name === 'vault' && process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', log, 'inherit'] });
   children.push(child);
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));

@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { decodeJwt, errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { AgentTokenClaims, AgentTokens } from '../domain/agent-tokens.js';
 import type { AgentTokenKey } from './agent-token-keys.js';
@@ -18,8 +19,9 @@ const BASE64URL_PART = /^[A-Za-z0-9_-]+$/;
  */
 export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
   if (keys.length === 0) throw new Error('agent tokens need at least one key');
-  const signing = keys[0]!;
-  const byKid = new Map(keys.map((k) => [k.kid, k.secret]));
+  // Imported once as KeyObjects: handed raw bytes, jose imports the key again on every call.
+  const signing = { kid: keys[0]!.kid, secret: createSecretKey(keys[0]!.secret) };
+  const byKid = new Map(keys.map((k) => [k.kid, createSecretKey(k.secret)]));
 
   return {
     async issue(claims) {
@@ -69,12 +71,17 @@ function isCanonicalCompact(token: string): boolean {
   return parts.length === 3 && parts.every((part) => BASE64URL_PART.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part);
 }
 
+/** Three base64url parts: a compact JWS, as our tokens are. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+
 /**
  * The agent a token says it is for, without checking it: only to count failed attempts per agent
  * id. Undefined when the token does not even parse.
  */
+
 export function claimedAgentId(token: string): string | undefined {
-  if (token.length > MAX_TOKEN_CHARS) return undefined;
+  // Not a JWT (the root token, an API key): skip decoding, which would throw and catch per call.
+  if (token.length > MAX_TOKEN_CHARS || !JWT_SHAPE.test(token)) return undefined;
   try {
     const { sub } = decodeJwt(token);
     return typeof sub === 'string' && sub.length <= 64 ? sub : undefined;

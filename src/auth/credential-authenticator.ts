@@ -81,7 +81,8 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, failu
       const at = now();
       let credential: string | undefined;
       let principal: Principal | null = null;
-      let failure = unauthenticated('invalid credentials');
+      // Made only on failure: an error (and its stack) per successful call was a cost a profile showed.
+      let failure: VaultError | undefined;
       try {
         credential = bearerToken(authorization);
       } catch (error) {
@@ -93,7 +94,7 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, failu
       if (credential !== undefined) principal = await resolve(credential, at);
       if (principal) return principal;
       await failures.fail(source, requestId);
-      throw failure;
+      throw failure ?? unauthenticated('invalid credentials');
     },
   };
 }

@@ -347,10 +347,10 @@ function peerOf(socket: Socket): string | undefined {
  * answer was sent, so an HTTP call is bounded the way a gRPC call is.
  */
 function httpCallLimits(req: IncomingMessage, res: ServerResponse): CallLimits {
-  const controller = new AbortController();
+  let hungUp = false;
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
+    if (!res.writableFinished) hungUp = true;
   });
   const deadline = parseGrpcTimeout(single(req.headers['grpc-timeout']));
-  return { signal: controller.signal, ...(deadline !== undefined ? { deadline } : {}) };
+  return { cancelled: () => hungUp, ...(deadline !== undefined ? { deadline } : {}) };
 }

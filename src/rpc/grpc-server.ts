@@ -182,14 +182,13 @@ interface UnaryCall {
   metadata: Metadata;
   getPeer(): string;
   getDeadline(): Date | number;
-  on(event: 'cancelled', listener: () => void): unknown;
+  /** grpc-js sets it when the client cancels or the stream closes. */
+  readonly cancelled: boolean;
 }
 
 /** The client's deadline (grpc-timeout) and its cancellation, for storage to honour. */
 function callLimits(call: UnaryCall): CallLimits {
-  const controller = new AbortController();
-  call.on('cancelled', () => controller.abort());
   const deadline = call.getDeadline();
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return { signal: controller.signal, ...(Number.isFinite(ms) ? { deadline: ms } : {}) };
+  return { cancelled: () => call.cancelled, ...(Number.isFinite(ms) ? { deadline: ms } : {}) };
 }

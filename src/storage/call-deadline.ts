@@ -10,8 +10,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface CallLimits {
   /** Absolute, Date.now() ms; absent when the client set none. */
   deadline?: number;
-  /** Aborted when the client cancels or disconnects. */
-  signal?: AbortSignal;
+  /**
+   * True once the client cancelled or disconnected. A function the transport answers from its own
+   * state, not an AbortSignal: an AbortController per call, aborted at every call's end, cost a
+   * DOMException (with its stack) per call.
+   */
+  cancelled?: () => boolean;
 }
 
 const current = new AsyncLocalStorage<CallLimits>();
@@ -47,7 +51,7 @@ export class CallCancelledError extends Error {
 
 /** Throws if the current call's client no longer waits for the answer. */
 export function requireCallAlive(limits: CallLimits = currentCallLimits(), now = Date.now()): void {
-  if (limits.signal?.aborted) throw new CallCancelledError();
+  if (limits.cancelled?.()) throw new CallCancelledError();
   if (limits.deadline !== undefined && now >= limits.deadline) throw new CallDeadlineExceededError();
 }
 

@@ -194,7 +194,7 @@ export async function withRetries<T>(db: Database, limits: CallLimits, attempt: 
       // Contention is routine and would flood the log; a lost connection is worth a line.
       if (kind === 'connection') db.logger.warn({ ...errorFields(error), attempt: tried }, 'database connection lost; retrying');
       await sleep(delay);
-      if (limits.signal?.aborted) throw new CallCancelledError();
+      if (limits.cancelled?.()) throw new CallCancelledError();
       // The sleep may overshoot: past the deadline, the last failure is the answer, not another try.
       if (Date.now() >= deadline) throw givenUp(db, error, kind, tried);
       db.onRetry?.(retryCause(error));
