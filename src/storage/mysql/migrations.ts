@@ -330,6 +330,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 18,
+    // Every audit row paid for eight indexes. No query looks an event up by id or filters by
+    // vault (the audit filters are action, actor, resource and time; the chain is read by
+    // chain_index), so those two go: the id key was also a random UUID, which lands anywhere in
+    // its tree. Ids stay unique as UUIDs, and the chain's hashes cover them.
+    name: 'drop_unused_audit_indexes',
+    statements: ['ALTER TABLE audit_events DROP KEY audit_events_id, DROP KEY audit_events_by_vault'],
+    applied: async (p) => !(await p.hasIndex('audit_events', 'audit_events_id')) && !(await p.hasIndex('audit_events', 'audit_events_by_vault')),
+  },
 ];
 
 /** The lease migrations run under; its holder is one migrate() call. */
