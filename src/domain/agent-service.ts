@@ -3,6 +3,7 @@ import type { AccessControl } from './access-control.js';
 import { generateApiKey, hashApiKey } from './api-key.js';
 import type { AgentChanges, AgentRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
+import { agentEtag, etagPrecondition, requireEtag } from './etags.js';
 import { invalidArgument, notFound, permissionDenied } from './errors.js';
 import { createdKey, createdPosition, createPageTokens, isCreatedKey, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import type { CallContext } from './principal.js';
@@ -25,6 +26,8 @@ export interface UpdateAgentInput {
   isActive?: boolean;
   expiresAt?: Date;
   tokenTtlSeconds?: number;
+  /** Compare-and-set: change the agent only if this is still its etag. */
+  etag?: string;
 }
 
 /** Agents: machine identities with an API key (shown once) that operators manage. */
@@ -35,8 +38,9 @@ export interface AgentService {
   /** One page of agents, oldest first. */
   list(context: CallContext, page?: PageRequest): Promise<Page<AgentRecord>>;
   update(context: CallContext, agentId: string, input: UpdateAgentInput): Promise<AgentRecord>;
-  delete(context: CallContext, agentId: string): Promise<void>;
-  rotateKey(context: CallContext, agentId: string): Promise<{ agent: AgentRecord; apiKey: string }>;
+  /** `etag`, when given: only if it is still the agent's etag (here and in rotateKey). */
+  delete(context: CallContext, agentId: string, etag?: string): Promise<void>;
+  rotateKey(context: CallContext, agentId: string, etag?: string): Promise<{ agent: AgentRecord; apiKey: string }>;
 }
 
 export interface AgentServiceDeps {
@@ -52,6 +56,7 @@ export function createAgentService({ storage, access, now, onCredentialsChanged 
   const event = (context: CallContext, action: string, agentId: string, at = now()) =>
     auditEvent(context, at, { action, resourceType: 'agent', resourceId: agentId });
   const missing = (agentId: string) => notFound(`agent ${agentId} does not exist`);
+  const ifEtag = (agentId: string, etag: string | undefined) => etagPrecondition('agent', agentId, requireEtag(etag), agentEtag);
 
   function validScopes(scopes: string[]): string[] {
     if (scopes.length > 32) throw invalidArgument('scopes must have at most 32 entries');
@@ -105,6 +110,7 @@ export function createAgentService({ storage, access, now, onCredentialsChanged 
     async update(context, agentId, input) {
       access.requireOperator(context, 'update agents');
       requireUuid('agent_id', agentId);
+      const precondition = ifEtag(agentId, input.etag);
       const at = now();
       const changes: AgentChanges = {
         name: input.name === undefined ? undefined : requireText('name', input.name.trim(), { min: 1, max: 128 }),
@@ -116,24 +122,26 @@ export function createAgentService({ storage, access, now, onCredentialsChanged 
             ? undefined
             : requireIntRange('token_ttl_seconds', input.tokenTtlSeconds, TOKEN_TTL_RANGE.min, TOKEN_TTL_RANGE.max),
       };
-      const updated = await storage.agents.update(agentId, changes, [event(context, 'agent.update', agentId, at)]);
+      const updated = await storage.agents.update(agentId, changes, [event(context, 'agent.update', agentId, at)], precondition);
       if (!updated) throw missing(agentId);
       onCredentialsChanged();
       return updated;
     },
 
-    async delete(context, agentId) {
+    async delete(context, agentId, etag) {
       access.requireOperator(context, 'delete agents');
       requireUuid('agent_id', agentId);
-      if (!(await storage.agents.delete(agentId, [event(context, 'agent.delete', agentId)]))) throw missing(agentId);
+      const precondition = ifEtag(agentId, etag);
+      if (!(await storage.agents.delete(agentId, [event(context, 'agent.delete', agentId)], precondition))) throw missing(agentId);
       onCredentialsChanged();
     },
 
-    async rotateKey(context, agentId) {
+    async rotateKey(context, agentId, etag) {
       access.requireOperator(context, 'rotate agent keys');
       requireUuid('agent_id', agentId);
+      const precondition = ifEtag(agentId, etag);
       const apiKey = generateApiKey();
-      const agent = await storage.agents.rotateKey(agentId, hashApiKey(apiKey), [event(context, 'agent.key_rotated', agentId)]);
+      const agent = await storage.agents.rotateKey(agentId, hashApiKey(apiKey), [event(context, 'agent.key_rotated', agentId)], precondition);
       if (!agent) throw missing(agentId);
       onCredentialsChanged();
       return { agent, apiKey };

@@ -32,6 +32,9 @@ export type GoneReason = (typeof GONE_REASONS)[number];
  */
 export const VERSION_MISMATCH = 'VERSION_MISMATCH';
 
+/** The reason of an etag miss on an agent or policy (domain/etags.ts); also HTTP 412. */
+export const ETAG_MISMATCH = 'ETAG_MISMATCH';
+
 export class VaultError extends Error {
   override readonly name = 'VaultError';
   constructor(

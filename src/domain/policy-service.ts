@@ -3,6 +3,7 @@ import type { AccessControl } from './access-control.js';
 import { globProblem } from './path-glob.js';
 import type { PolicyChanges, PolicyRecord, Storage } from '../storage/storage.js';
 import { auditEvent } from './audit-event.js';
+import { etagPrecondition, policyEtag, requireEtag } from './etags.js';
 import { invalidArgument, notFound } from './errors.js';
 import { createdKey, createdPosition, createPageTokens, isCreatedKey, listPage, type Page, type PageRequest, type PageTokens } from './paging.js';
 import type { CallContext } from './principal.js';
@@ -31,6 +32,8 @@ export interface UpdatePolicyInput {
   expiresAt: Date | undefined;
   effect: string | undefined;
   priority: number | undefined;
+  /** Compare-and-set: change the policy only if this is still its etag. */
+  etag?: string;
 }
 
 /** Access policies of a vault; only operators manage them. */
@@ -39,7 +42,8 @@ export interface PolicyService {
   /** One page of the vault's policies, oldest first. */
   list(context: CallContext, vaultId: string, page?: PageRequest): Promise<Page<PolicyRecord>>;
   update(context: CallContext, vaultId: string, policyId: string, input: UpdatePolicyInput): Promise<PolicyRecord>;
-  delete(context: CallContext, vaultId: string, policyId: string): Promise<void>;
+  /** `etag`, when given: only if it is still the policy's etag. */
+  delete(context: CallContext, vaultId: string, policyId: string, etag?: string): Promise<void>;
 }
 
 function requirePermissions(permissions: string[]): string[] {
@@ -74,6 +78,7 @@ export function createPolicyService({
   const event = (context: CallContext, action: string, vaultId: string, policyId: string, at = now()) =>
     auditEvent(context, at, { action, resourceType: 'policy', resourceId: policyId, vaultId });
   const missing = (vaultId: string, policyId: string) => notFound(`policy ${policyId} does not exist in vault ${vaultId}`);
+  const ifEtag = (policyId: string, etag: string | undefined) => etagPrecondition('policy', policyId, requireEtag(etag), policyEtag);
 
   return {
     async create(context, input) {
@@ -119,6 +124,7 @@ export function createPolicyService({
       access.requireOperator(context, 'manage policies');
       requireUuid('vault_id', vaultId);
       requireUuid('policy_id', policyId);
+      const precondition = ifEtag(policyId, input.etag);
       const at = now();
       const changes: PolicyChanges = {
         permissions: input.permissions.length > 0 ? requirePermissions(input.permissions) : undefined,
@@ -127,17 +133,18 @@ export function createPolicyService({
         effect: input.effect === undefined ? undefined : requireEffect(input.effect),
         priority: input.priority === undefined ? undefined : requireIntRange('priority', input.priority, 0, MAX_PRIORITY),
       };
-      const updated = await storage.policies.update(vaultId, policyId, changes, [event(context, 'policy.update', vaultId, policyId, at)]);
+      const updated = await storage.policies.update(vaultId, policyId, changes, [event(context, 'policy.update', vaultId, policyId, at)], precondition);
       if (!updated) throw missing(vaultId, policyId);
       onCredentialsChanged();
       return updated;
     },
 
-    async delete(context, vaultId, policyId) {
+    async delete(context, vaultId, policyId, etag) {
       access.requireOperator(context, 'manage policies');
       requireUuid('vault_id', vaultId);
       requireUuid('policy_id', policyId);
-      if (!(await storage.policies.delete(vaultId, policyId, [event(context, 'policy.delete', vaultId, policyId)]))) throw missing(vaultId, policyId);
+      const precondition = ifEtag(policyId, etag);
+      if (!(await storage.policies.delete(vaultId, policyId, [event(context, 'policy.delete', vaultId, policyId)], precondition))) throw missing(vaultId, policyId);
       onCredentialsChanged();
     },
   };

@@ -209,6 +209,13 @@ export interface SealedKeyStore {
   add(purpose: string, keyId: string, blob: Uint8Array): Promise<void>;
 }
 
+/**
+ * A check on the current record (an etag compare-and-set, domain/etags.ts), run by a change
+ * under the record's row lock in the change's own transaction, before anything is written. It
+ * throws to refuse; the change then writes nothing.
+ */
+export type Precondition<T> = (current: T) => void;
+
 export interface AgentStore {
   create(agent: AgentRecord, audit: AuditRecord[]): Promise<void>;
   get(id: string): Promise<AgentRecord | null>;
@@ -220,11 +227,11 @@ export interface AgentStore {
    * Applies the changes; bumps the credential generation when `isActive` changes, so tokens
    * issued before a deactivation never work again. Null if there is no such agent.
    */
-  update(id: string, changes: AgentChanges, audit: AuditRecord[]): Promise<AgentRecord | null>;
+  update(id: string, changes: AgentChanges, audit: AuditRecord[], precondition?: Precondition<AgentRecord>): Promise<AgentRecord | null>;
   /** Replaces the key hash and bumps the credential generation. Null if there is no such agent. */
-  rotateKey(id: string, keyHash: Uint8Array, audit: AuditRecord[]): Promise<AgentRecord | null>;
+  rotateKey(id: string, keyHash: Uint8Array, audit: AuditRecord[], precondition?: Precondition<AgentRecord>): Promise<AgentRecord | null>;
   /** Removes the agent and every policy naming it. False if there was no such agent. */
-  delete(id: string, audit: AuditRecord[]): Promise<boolean>;
+  delete(id: string, audit: AuditRecord[], precondition?: Precondition<AgentRecord>): Promise<boolean>;
   /** Records a successful authentication time (best effort, no audit). */
   touch(id: string, at: Date): Promise<void>;
 }
@@ -239,8 +246,8 @@ export interface PolicyStore {
   list(vaultId: string, page?: KeysetPage<CreatedPosition>): Promise<PolicyRecord[]>;
   /** The policies of one vault naming one principal. */
   listFor(vaultId: string, principalId: string): Promise<PolicyRecord[]>;
-  update(vaultId: string, id: string, changes: PolicyChanges, audit: AuditRecord[]): Promise<PolicyRecord | null>;
-  delete(vaultId: string, id: string, audit: AuditRecord[]): Promise<boolean>;
+  update(vaultId: string, id: string, changes: PolicyChanges, audit: AuditRecord[], precondition?: Precondition<PolicyRecord>): Promise<PolicyRecord | null>;
+  delete(vaultId: string, id: string, audit: AuditRecord[], precondition?: Precondition<PolicyRecord>): Promise<boolean>;
 }
 
 /**

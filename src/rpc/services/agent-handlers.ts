@@ -1,4 +1,5 @@
 import type { AgentService } from '../../domain/agent-service.js';
+import { agentEtag } from '../../domain/etags.js';
 import type { TokenExchange } from '../../domain/token-exchange.js';
 import { AgentServiceService, type Agent } from '../../gen/vault/v1/agent_service.js';
 import { AuthServiceService } from '../../gen/vault/v1/auth_service.js';
@@ -35,15 +36,16 @@ export function agentServiceMethods(agents: AgentService) {
         isActive: request.isActive,
         expiresAt: request.expiresAt,
         tokenTtlSeconds: request.tokenTtlSeconds,
+        etag: request.etag,
       });
       return { agent: toAgent(agent) };
     },
     async deleteAgent(context, request) {
-      await agents.delete(context, request.agentId);
+      await agents.delete(context, request.agentId, request.etag);
       return {};
     },
     async rotateAgentKey(context, request) {
-      const { agent, apiKey } = await agents.rotateKey(context, request.agentId);
+      const { agent, apiKey } = await agents.rotateKey(context, request.agentId, request.etag);
       return { agent: toAgent(agent), apiKey };
     },
   });
@@ -77,5 +79,6 @@ function toAgent(a: AgentRecord): Agent {
     lastActiveAt: a.lastActiveAt ?? undefined,
     // The hosted API spells created_by as a UUID: root has none, so it is left unset.
     createdBy: a.createdBy === 'root' ? undefined : a.createdBy,
+    etag: agentEtag(a),
   };
 }

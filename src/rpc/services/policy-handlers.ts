@@ -1,3 +1,4 @@
+import { policyEtag } from '../../domain/etags.js';
 import type { PolicyService } from '../../domain/policy-service.js';
 import { PolicyServiceService, type Policy } from '../../gen/vault/v1/policy_service.js';
 import type { PolicyRecord } from '../../storage/storage.js';
@@ -31,11 +32,12 @@ export function policyServiceMethods(policies: PolicyService) {
         expiresAt: request.expiresAt,
         effect: request.effect,
         priority: request.priority,
+        etag: request.etag,
       });
       return { policy: toPolicy(policy) };
     },
     async deletePolicy(context, request) {
-      await policies.delete(context, request.vaultId, request.policyId);
+      await policies.delete(context, request.vaultId, request.policyId, request.etag);
       return {};
     },
   });
@@ -56,5 +58,6 @@ function toPolicy(p: PolicyRecord): Policy {
     createdAt: p.createdAt,
     effect: p.effect,
     priority: p.priority,
+    etag: policyEtag(p),
   };
 }

@@ -30,25 +30,30 @@ export function createMemoryIdentityStores(record: (events: AuditRecord[]) => vo
       const sorted = [...agents.values()].sort(compareCreated);
       return pageOf(sorted, page, (a, after) => compareCreated(a, after) > 0).map(copyAgent);
     },
-    async update(id, changes, audit) {
+    async update(id, changes, audit, precondition) {
       const agent = agents.get(id);
       if (!agent) return null;
+      precondition?.(copyAgent(agent));
       const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
       if (changes.isActive !== undefined && changes.isActive !== agent.isActive) agent.credentialGeneration += 1;
       Object.assign(agent, defined);
       record(audit);
       return copyAgent(agent);
     },
-    async rotateKey(id, keyHash, audit) {
+    async rotateKey(id, keyHash, audit, precondition) {
       const agent = agents.get(id);
       if (!agent) return null;
+      precondition?.(copyAgent(agent));
       agent.keyHash = Uint8Array.from(keyHash);
       agent.credentialGeneration += 1;
       record(audit);
       return copyAgent(agent);
     },
-    async delete(id, audit) {
-      if (!agents.delete(id)) return false;
+    async delete(id, audit, precondition) {
+      const agent = agents.get(id);
+      if (!agent) return false;
+      precondition?.(copyAgent(agent));
+      agents.delete(id);
       for (const [policyId, policy] of policies) if (policy.principalId === id) policies.delete(policyId);
       record(audit);
       return true;
@@ -77,17 +82,19 @@ export function createMemoryIdentityStores(record: (events: AuditRecord[]) => vo
     async listFor(vaultId, principalId) {
       return inVault(vaultId).filter((p) => p.principalId === principalId);
     },
-    async update(vaultId, id, changes, audit) {
+    async update(vaultId, id, changes, audit, precondition) {
       const policy = policies.get(id);
       if (!policy || policy.vaultId !== vaultId) return null;
+      precondition?.(structuredClone(policy));
       Object.assign(policy, Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)));
       bump(policy.principalId);
       record(audit);
       return structuredClone(policy);
     },
-    async delete(vaultId, id, audit) {
+    async delete(vaultId, id, audit, precondition) {
       const policy = policies.get(id);
       if (!policy || policy.vaultId !== vaultId) return false;
+      precondition?.(structuredClone(policy));
       policies.delete(id);
       bump(policy.principalId);
       record(audit);

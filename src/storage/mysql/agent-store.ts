@@ -1,4 +1,4 @@
-import type { AgentChanges, AgentRecord, AgentStore } from '../storage.js';
+import type { AgentChanges, AgentRecord, AgentStore, Precondition } from '../storage.js';
 import { insertAuditEvents } from './audit-log.js';
 import { duplicateKey } from './constraint-errors.js';
 import { AGENT_COLUMNS, agentParams, checkKeyHash, KEY_HASH_BYTES, toAgent } from './identity-rows.js';
@@ -40,10 +40,11 @@ export function createAgentStore(db: Database): AgentStore {
 
     // Read-modify-write under the row lock, so a concurrent update cannot slip between the
     // activation check and the write (and each real activation change bumps exactly once).
-    update: (id, changes, audit) =>
+    update: (id, changes, audit, precondition) =>
       inTransaction(db, async (sql) => {
         const current = await selectAgent(sql, id, 'FOR UPDATE');
         if (!current) return null;
+        precondition?.(current);
         const next = applyChanges(current, changes);
         const activationChanged = next.isActive !== current.isActive;
         await sql.change(
@@ -56,8 +57,9 @@ export function createAgentStore(db: Database): AgentStore {
         return selectAgent(sql, id);
       }),
 
-    rotateKey: (id, keyHash, audit) =>
+    rotateKey: (id, keyHash, audit, precondition) =>
       inTransaction(db, async (sql) => {
+        if (precondition && !(await lockedForCheck(sql, id, precondition))) return null;
         let affectedRows: number;
         try {
           ({ affectedRows } = await sql.change(
@@ -75,8 +77,9 @@ export function createAgentStore(db: Database): AgentStore {
     // The agent row, then its policies. A policy change locks in the opposite order (its policy
     // row, then the agent to bump), so the two can deadlock; the server then rolls one back and
     // inTransaction runs it again.
-    delete: (id, audit) =>
+    delete: (id, audit, precondition) =>
       inTransaction(db, async (sql) => {
+        if (precondition && !(await lockedForCheck(sql, id, precondition))) return false;
         const { affectedRows } = await sql.change('DELETE FROM agents WHERE id = ?', [utf8(id)]);
         if (affectedRows === 0) return false;
         await sql.change('DELETE FROM policies WHERE principal_id = ?', [utf8(id)]);
@@ -95,6 +98,17 @@ export function createAgentStore(db: Database): AgentStore {
 async function selectAgent(sql: Sql, id: string, lock: '' | 'FOR UPDATE' = ''): Promise<AgentRecord | null> {
   const [row] = await sql.select(`SELECT ${AGENT_COLUMNS} FROM agents WHERE id = ? ${lock}`, [utf8(id)]);
   return row ? toAgent(row) : null;
+}
+
+/**
+ * Locks the agent's row and runs the precondition on it; false if there is no such agent. Only
+ * a guarded change pays for the extra read; the others stay one statement.
+ */
+async function lockedForCheck(sql: Sql, id: string, precondition: Precondition<AgentRecord>): Promise<boolean> {
+  const current = await selectAgent(sql, id, 'FOR UPDATE');
+  if (!current) return false;
+  precondition(current);
+  return true;
 }
 
 /** The record with the defined fields of `changes` applied; undefined leaves a field as it is. */

@@ -48,10 +48,11 @@ export function createPolicyStore(db: Database): PolicyStore {
         return rows.map(toPolicy);
       }),
 
-    update: (vaultId, id, changes, audit) =>
+    update: (vaultId, id, changes, audit, precondition) =>
       inTransaction(db, async (sql) => {
         const current = await selectPolicy(sql, vaultId, id, 'FOR UPDATE');
         if (!current) return null;
+        precondition?.(current);
         const next = applyChanges(current, changes);
         await sql.change(
           'UPDATE policies SET permissions = ?, conditions = ?, expires_at = ?, effect = ?, priority = ? WHERE id = ?',
@@ -69,10 +70,11 @@ export function createPolicyStore(db: Database): PolicyStore {
         return selectPolicy(sql, vaultId, id);
       }),
 
-    delete: (vaultId, id, audit) =>
+    delete: (vaultId, id, audit, precondition) =>
       inTransaction(db, async (sql) => {
         const current = await selectPolicy(sql, vaultId, id, 'FOR UPDATE');
         if (!current) return false;
+        precondition?.(current);
         await sql.change('DELETE FROM policies WHERE id = ?', [utf8(id)]);
         await bumpGeneration(sql, current.principalId);
         await insertAuditEvents(sql, audit);

@@ -53,7 +53,17 @@ export interface Agent {
     | Date
     | undefined;
   /** Output only. Id of the agent that created this one; unset when an operator (root) did. */
-  createdBy?: string | undefined;
+  createdBy?:
+    | string
+    | undefined;
+  /**
+   * Output only. Changes whenever the agent does in a way a client sees or that matters for
+   * access (name, description, scopes, activation, expiry, token lifetime, key rotation, a change
+   * to a policy naming it), and not when it merely authenticates (last_active_at). Send it back as
+   * `etag` on UpdateAgent, DeleteAgent or RotateAgentKey to act only on the agent as seen. REST:
+   * the `ETag` header of a single agent, in double quotes.
+   */
+  etag: string;
 }
 
 /** Request for AgentService.CreateAgent. */
@@ -171,6 +181,16 @@ export interface UpdateAgentRequest {
     | number
     | undefined;
   /**
+   * Optional compare-and-set (AIP-154): the `etag` of the agent as the caller last saw it. When
+   * the agent has changed since, the call fails with FAILED_PRECONDITION, reason `ETAG_MISMATCH`
+   * (HTTP 412), and changes nothing. Checked in the update's own transaction under the agent's row
+   * lock, so of two callers with the same etag exactly one succeeds. Unset: no check. Over REST
+   * also `If-Match: "<etag>"`.
+   */
+  etag?:
+    | string
+    | undefined;
+  /**
    * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
    * repeat by the same caller with the same key and the same request within the retention
    * (default 24 h) changes nothing and returns the first call's response, on any instance, with
@@ -191,6 +211,16 @@ export interface DeleteAgentRequest {
   /** Required. The agent's id (UUID). */
   agentId: string;
   /**
+   * Optional compare-and-set (AIP-154): the `etag` of the agent as the caller last saw it. When
+   * the agent has changed since, the call fails with FAILED_PRECONDITION, reason `ETAG_MISMATCH`
+   * (HTTP 412), and changes nothing. Checked in the delete's own transaction under the agent's row
+   * lock, so of two callers with the same etag exactly one succeeds. Unset: no check. Over REST
+   * also `If-Match: "<etag>"`.
+   */
+  etag?:
+    | string
+    | undefined;
+  /**
    * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
    * repeat by the same caller with the same key and the same request within the retention
    * (default 24 h) changes nothing and returns the first call's response, on any instance, with
@@ -208,6 +238,16 @@ export interface DeleteAgentResponse {
 export interface RotateAgentKeyRequest {
   /** Required. The agent's id (UUID). */
   agentId: string;
+  /**
+   * Optional compare-and-set (AIP-154): the `etag` of the agent as the caller last saw it. When
+   * the agent has changed since, the call fails with FAILED_PRECONDITION, reason `ETAG_MISMATCH`
+   * (HTTP 412), and changes nothing. Checked in the rotation's own transaction under the agent's row
+   * lock, so of two callers with the same etag exactly one succeeds. Unset: no check. Over REST
+   * also `If-Match: "<etag>"`.
+   */
+  etag?:
+    | string
+    | undefined;
   /**
    * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
    * repeat by the same caller with the same key and the same request within the retention
@@ -243,6 +283,7 @@ function createBaseAgent(): Agent {
     expiresAt: undefined,
     lastActiveAt: undefined,
     createdBy: undefined,
+    etag: "",
   };
 }
 
@@ -280,6 +321,9 @@ export const Agent: MessageFns<Agent> = {
     }
     if (message.createdBy !== undefined) {
       writer.uint32(90).string(message.createdBy);
+    }
+    if (message.etag !== "") {
+      writer.uint32(98).string(message.etag);
     }
     return writer;
   },
@@ -385,6 +429,14 @@ export const Agent: MessageFns<Agent> = {
             message.createdBy = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -438,6 +490,7 @@ export const Agent: MessageFns<Agent> = {
         : isSet(object.created_by)
         ? globalThis.String(object.created_by)
         : undefined,
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
     };
   },
 
@@ -476,6 +529,9 @@ export const Agent: MessageFns<Agent> = {
     if (message.createdBy !== undefined) {
       obj.createdBy = message.createdBy;
     }
+    if (message.etag !== "") {
+      obj.etag = message.etag;
+    }
     return obj;
   },
 
@@ -495,6 +551,7 @@ export const Agent: MessageFns<Agent> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.lastActiveAt = object.lastActiveAt ?? undefined;
     message.createdBy = object.createdBy ?? undefined;
+    message.etag = object.etag ?? "";
     return message;
   },
 };
@@ -1205,6 +1262,7 @@ function createBaseUpdateAgentRequest(): UpdateAgentRequest {
     isActive: undefined,
     expiresAt: undefined,
     tokenTtlSeconds: undefined,
+    etag: undefined,
     requestId: undefined,
   };
 }
@@ -1228,6 +1286,9 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
     }
     if (message.tokenTtlSeconds !== undefined) {
       writer.uint32(48).int32(message.tokenTtlSeconds);
+    }
+    if (message.etag !== undefined) {
+      writer.uint32(402).string(message.etag);
     }
     if (message.requestId !== undefined) {
       writer.uint32(410).string(message.requestId);
@@ -1296,6 +1357,14 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
             message.tokenTtlSeconds = reader.int32();
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
           case 51: {
             if (tag !== 410) {
               break;
@@ -1340,6 +1409,7 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
         : isSet(object.token_ttl_seconds)
         ? globalThis.Number(object.token_ttl_seconds)
         : undefined,
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : undefined,
       requestId: isSet(object.requestId)
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
@@ -1368,6 +1438,9 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
     if (message.tokenTtlSeconds !== undefined) {
       obj.tokenTtlSeconds = Math.round(message.tokenTtlSeconds);
     }
+    if (message.etag !== undefined) {
+      obj.etag = message.etag;
+    }
     if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
@@ -1385,6 +1458,7 @@ export const UpdateAgentRequest: MessageFns<UpdateAgentRequest> = {
     message.isActive = object.isActive ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.tokenTtlSeconds = object.tokenTtlSeconds ?? undefined;
+    message.etag = object.etag ?? undefined;
     message.requestId = object.requestId ?? undefined;
     return message;
   },
@@ -1458,13 +1532,16 @@ export const UpdateAgentResponse: MessageFns<UpdateAgentResponse> = {
 };
 
 function createBaseDeleteAgentRequest(): DeleteAgentRequest {
-  return { agentId: "", requestId: undefined };
+  return { agentId: "", etag: undefined, requestId: undefined };
 }
 
 export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
   encode(message: DeleteAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.agentId !== "") {
       writer.uint32(10).string(message.agentId);
+    }
+    if (message.etag !== undefined) {
+      writer.uint32(402).string(message.etag);
     }
     if (message.requestId !== undefined) {
       writer.uint32(410).string(message.requestId);
@@ -1491,6 +1568,14 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
             }
 
             message.agentId = reader.string();
+            continue;
+          }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.etag = reader.string();
             continue;
           }
           case 51: {
@@ -1520,6 +1605,7 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
         : isSet(object.agent_id)
         ? globalThis.String(object.agent_id)
         : "",
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : undefined,
       requestId: isSet(object.requestId)
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
@@ -1533,6 +1619,9 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
     if (message.agentId !== "") {
       obj.agentId = message.agentId;
     }
+    if (message.etag !== undefined) {
+      obj.etag = message.etag;
+    }
     if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
@@ -1545,6 +1634,7 @@ export const DeleteAgentRequest: MessageFns<DeleteAgentRequest> = {
   fromPartial<I extends Exact<DeepPartial<DeleteAgentRequest>, I>>(object: I): DeleteAgentRequest {
     const message = createBaseDeleteAgentRequest();
     message.agentId = object.agentId ?? "";
+    message.etag = object.etag ?? undefined;
     message.requestId = object.requestId ?? undefined;
     return message;
   },
@@ -1603,13 +1693,16 @@ export const DeleteAgentResponse: MessageFns<DeleteAgentResponse> = {
 };
 
 function createBaseRotateAgentKeyRequest(): RotateAgentKeyRequest {
-  return { agentId: "", requestId: undefined };
+  return { agentId: "", etag: undefined, requestId: undefined };
 }
 
 export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
   encode(message: RotateAgentKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.agentId !== "") {
       writer.uint32(10).string(message.agentId);
+    }
+    if (message.etag !== undefined) {
+      writer.uint32(402).string(message.etag);
     }
     if (message.requestId !== undefined) {
       writer.uint32(410).string(message.requestId);
@@ -1636,6 +1729,14 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
             }
 
             message.agentId = reader.string();
+            continue;
+          }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.etag = reader.string();
             continue;
           }
           case 51: {
@@ -1665,6 +1766,7 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
         : isSet(object.agent_id)
         ? globalThis.String(object.agent_id)
         : "",
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : undefined,
       requestId: isSet(object.requestId)
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
@@ -1678,6 +1780,9 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
     if (message.agentId !== "") {
       obj.agentId = message.agentId;
     }
+    if (message.etag !== undefined) {
+      obj.etag = message.etag;
+    }
     if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
@@ -1690,6 +1795,7 @@ export const RotateAgentKeyRequest: MessageFns<RotateAgentKeyRequest> = {
   fromPartial<I extends Exact<DeepPartial<RotateAgentKeyRequest>, I>>(object: I): RotateAgentKeyRequest {
     const message = createBaseRotateAgentKeyRequest();
     message.agentId = object.agentId ?? "";
+    message.etag = object.etag ?? undefined;
     message.requestId = object.requestId ?? undefined;
     return message;
   },

@@ -59,6 +59,12 @@ export interface Policy {
   effect: string;
   /** Output only. Higher wins; 0 or more. */
   priority: number;
+  /**
+   * Output only. Changes whenever any field of the policy does. Send it back as `etag` on
+   * UpdatePolicy or DeletePolicy to act only on the policy as seen. REST: the `ETag` header of a
+   * single policy, in double quotes.
+   */
+  etag: string;
 }
 
 /** Request for PolicyService.CreatePolicy. */
@@ -163,6 +169,16 @@ export interface UpdatePolicyRequest {
     | number
     | undefined;
   /**
+   * Optional compare-and-set (AIP-154): the `etag` of the policy as the caller last saw it. When
+   * the policy has changed since, the call fails with FAILED_PRECONDITION, reason `ETAG_MISMATCH`
+   * (HTTP 412), and changes nothing. Checked in the update's own transaction under the policy's row
+   * lock, so of two callers with the same etag exactly one succeeds. Unset: no check. Over REST
+   * also `If-Match: "<etag>"`.
+   */
+  etag?:
+    | string
+    | undefined;
+  /**
    * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
    * repeat by the same caller with the same key and the same request within the retention
    * (default 24 h) changes nothing and returns the first call's response, on any instance, with
@@ -184,6 +200,16 @@ export interface DeletePolicyRequest {
   vaultId: string;
   /** Required. The policy's id (UUID). */
   policyId: string;
+  /**
+   * Optional compare-and-set (AIP-154): the `etag` of the policy as the caller last saw it. When
+   * the policy has changed since, the call fails with FAILED_PRECONDITION, reason `ETAG_MISMATCH`
+   * (HTTP 412), and changes nothing. Checked in the delete's own transaction under the policy's row
+   * lock, so of two callers with the same etag exactly one succeeds. Unset: no check. Over REST
+   * also `If-Match: "<etag>"`.
+   */
+  etag?:
+    | string
+    | undefined;
   /**
    * Idempotency key (REST: the `Idempotency-Key` header), 1 to 128 printable ASCII characters. A
    * repeat by the same caller with the same key and the same request within the retention
@@ -213,6 +239,7 @@ function createBasePolicy(): Policy {
     createdAt: undefined,
     effect: "",
     priority: 0,
+    etag: "",
   };
 }
 
@@ -256,6 +283,9 @@ export const Policy: MessageFns<Policy> = {
     }
     if (message.priority !== 0) {
       writer.uint32(104).int32(message.priority);
+    }
+    if (message.etag !== "") {
+      writer.uint32(114).string(message.etag);
     }
     return writer;
   },
@@ -377,6 +407,14 @@ export const Policy: MessageFns<Policy> = {
             message.priority = reader.int32();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -438,6 +476,7 @@ export const Policy: MessageFns<Policy> = {
         : undefined,
       effect: isSet(object.effect) ? globalThis.String(object.effect) : "",
       priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
     };
   },
 
@@ -482,6 +521,9 @@ export const Policy: MessageFns<Policy> = {
     if (message.priority !== 0) {
       obj.priority = Math.round(message.priority);
     }
+    if (message.etag !== "") {
+      obj.etag = message.etag;
+    }
     return obj;
   },
 
@@ -503,6 +545,7 @@ export const Policy: MessageFns<Policy> = {
     message.createdAt = object.createdAt ?? undefined;
     message.effect = object.effect ?? "";
     message.priority = object.priority ?? 0;
+    message.etag = object.etag ?? "";
     return message;
   },
 };
@@ -1037,6 +1080,7 @@ function createBaseUpdatePolicyRequest(): UpdatePolicyRequest {
     expiresAt: undefined,
     effect: undefined,
     priority: undefined,
+    etag: undefined,
     requestId: undefined,
   };
 }
@@ -1063,6 +1107,9 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
     }
     if (message.priority !== undefined) {
       writer.uint32(56).int32(message.priority);
+    }
+    if (message.etag !== undefined) {
+      writer.uint32(402).string(message.etag);
     }
     if (message.requestId !== undefined) {
       writer.uint32(410).string(message.requestId);
@@ -1139,6 +1186,14 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
             message.priority = reader.int32();
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
           case 51: {
             if (tag !== 410) {
               break;
@@ -1182,6 +1237,7 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
         : undefined,
       effect: isSet(object.effect) ? globalThis.String(object.effect) : undefined,
       priority: isSet(object.priority) ? globalThis.Number(object.priority) : undefined,
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : undefined,
       requestId: isSet(object.requestId)
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
@@ -1213,6 +1269,9 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
     if (message.priority !== undefined) {
       obj.priority = Math.round(message.priority);
     }
+    if (message.etag !== undefined) {
+      obj.etag = message.etag;
+    }
     if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
@@ -1231,6 +1290,7 @@ export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.effect = object.effect ?? undefined;
     message.priority = object.priority ?? undefined;
+    message.etag = object.etag ?? undefined;
     message.requestId = object.requestId ?? undefined;
     return message;
   },
@@ -1306,7 +1366,7 @@ export const UpdatePolicyResponse: MessageFns<UpdatePolicyResponse> = {
 };
 
 function createBaseDeletePolicyRequest(): DeletePolicyRequest {
-  return { vaultId: "", policyId: "", requestId: undefined };
+  return { vaultId: "", policyId: "", etag: undefined, requestId: undefined };
 }
 
 export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
@@ -1316,6 +1376,9 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
     }
     if (message.policyId !== "") {
       writer.uint32(18).string(message.policyId);
+    }
+    if (message.etag !== undefined) {
+      writer.uint32(402).string(message.etag);
     }
     if (message.requestId !== undefined) {
       writer.uint32(410).string(message.requestId);
@@ -1352,6 +1415,14 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
             message.policyId = reader.string();
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
           case 51: {
             if (tag !== 410) {
               break;
@@ -1384,6 +1455,7 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
         : isSet(object.policy_id)
         ? globalThis.String(object.policy_id)
         : "",
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : undefined,
       requestId: isSet(object.requestId)
         ? globalThis.String(object.requestId)
         : isSet(object.request_id)
@@ -1400,6 +1472,9 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
     if (message.policyId !== "") {
       obj.policyId = message.policyId;
     }
+    if (message.etag !== undefined) {
+      obj.etag = message.etag;
+    }
     if (message.requestId !== undefined) {
       obj.requestId = message.requestId;
     }
@@ -1413,6 +1488,7 @@ export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
     const message = createBaseDeletePolicyRequest();
     message.vaultId = object.vaultId ?? "";
     message.policyId = object.policyId ?? "";
+    message.etag = object.etag ?? undefined;
     message.requestId = object.requestId ?? undefined;
     return message;
   },
