@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseGrpcTimeout, type CallLimits } from '../storage/call-deadline.js';
 import { applyIdempotencyKey, IdempotencyHeaderError } from './idempotency-header.js';
-import { applyIfVersion, etagOf, ifVersionFromHeaders, PreconditionHeaderError } from './preconditions.js';
+import { applyEtag, applyIfVersion, etagFromHeaders, etagOf, ifVersionFromHeaders, PreconditionHeaderError } from './preconditions.js';
 import { type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
@@ -130,6 +130,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       try {
         request = codec.decodeRequest(route, { bindings: match.bindings, query: queryAt < 0 ? '' : target.slice(queryAt + 1), body });
         applyIfVersion(request, ifVersionFromHeaders(route, req.headers));
+        applyEtag(request, etagFromHeaders(route, req.headers));
         applyIdempotencyKey(route, request, req.headers);
       } catch (error) {
         if (error instanceof RequestDecodeError || error instanceof PreconditionHeaderError || error instanceof IdempotencyHeaderError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { status } from '@grpc/grpc-js';
-import { GONE_REASONS, VERSION_MISMATCH } from '../domain/errors.js';
+import { ETAG_MISMATCH, GONE_REASONS, VERSION_MISMATCH } from '../domain/errors.js';
 
 /**
  * The one table from gRPC codes to HTTP statuses: grpc-gateway's HTTPStatusFromCode
@@ -36,7 +36,7 @@ const GONE: ReadonlySet<string> = new Set(GONE_REASONS);
 export function httpStatusForError(code: number, reason?: string): number {
   if (code === status.FAILED_PRECONDITION && reason !== undefined && GONE.has(reason)) return 410;
   // A compare-and-set miss is what If-Match failing means in HTTP (RFC 9110 13.1.1).
-  if (code === status.FAILED_PRECONDITION && reason === VERSION_MISMATCH) return 412;
+  if (code === status.FAILED_PRECONDITION && (reason === VERSION_MISMATCH || reason === ETAG_MISMATCH)) return 412;
   return HTTP_STATUS_BY_CODE[code] ?? 500;
 }
 
