@@ -45,6 +45,8 @@ export class SecretNoReadableVersionError extends SecretGoneError { override nam
 
 /** A compare-and-set write (`ifVersion`) lost: the path's newest version is `metadata.current_version`. */
 export class VersionMismatchError extends FailedPreconditionError { override name = 'VersionMismatchError'; }
+/** A change of an agent or policy sent with a stale `etag` lost: its etag is now `metadata.current_etag`. */
+export class EtagMismatchError extends FailedPreconditionError { override name = 'EtagMismatchError'; }
 
 type ErrorClass = new (message: string, code: grpcStatus, reason: string | undefined, metadata: Record<string, string>) => VaultClientError;
 
@@ -55,6 +57,7 @@ const BY_REASON: Record<string, ErrorClass> = {
   SECRET_DELETED: SecretDeletedError,
   SECRET_NO_READABLE_VERSION: SecretNoReadableVersionError,
   VERSION_MISMATCH: VersionMismatchError,
+  ETAG_MISMATCH: EtagMismatchError,
 };
 
 const BY_CODE: Partial<Record<grpcStatus, ErrorClass>> = {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AlreadyExistsError,
   createVaultClient,
+  EtagMismatchError,
   NotFoundError,
   PermissionDeniedError,
   SecretVersionDisabledError,
@@ -70,6 +71,14 @@ describe('the TypeScript SDK', () => {
     expect((await root.secrets.listSecretVersions({ vaultId, path: 'app/idempotent' })).versions.map((v) => v.version)).toEqual([1]);
     const reused = await root.secrets.putSecret({ vaultId, path: 'app/idempotent', value: 'other', requestId: 'sdk-write-1' }).catch((e: unknown) => e);
     expect(reused).toBeInstanceOf(AlreadyExistsError);
+  });
+
+  it('takes an etag on agent changes and surfaces a stale one as EtagMismatchError', async () => {
+    const { agent } = await root.agents.createAgent({ name: 'sdk-etag' });
+    const renamed = (await root.agents.updateAgent({ agentId: agent!.id, name: 'sdk-etag-2', etag: agent!.etag })).agent!;
+    const stale = await root.agents.updateAgent({ agentId: agent!.id, name: 'lost', etag: agent!.etag }).catch((e: unknown) => e);
+    expect(stale).toBeInstanceOf(EtagMismatchError);
+    expect(stale).toMatchObject({ reason: 'ETAG_MISMATCH', metadata: { current_etag: renamed.etag } });
   });
 
   it('surfaces refusals as typed errors', async () => {
