@@ -3,9 +3,10 @@
  * same MariaDB, in one run, as ratios so the machine's noise mostly cancels.
  *
  * Both servers run as their own processes on 127.0.0.1; this process only generates load
- * (BENCH_IN_FLIGHT calls in flight, default 32, for BENCH_SECONDS per case, default 8, after a
- * 1 s warm-up). The database is VAULT_BENCH_DATABASE_URL (a server URL; two databases are
- * created in it) or else a throwaway MariaDB started for the run (test/support/throwaway-mariadb.ts).
+ * (BENCH_IN_FLIGHT calls in flight, default 32, for BENCH_SECONDS per case, default 8, in
+ * one-second slices taken in turn across the cases after a warm-up round). The database is
+ * VAULT_BENCH_DATABASE_URL (a server URL; two databases are created in it) or else a throwaway
+ * MariaDB started for the run (test/support/throwaway-mariadb.ts).
  * Prints a table and the issue's ratios, and writes them to bench/results/latest.json.
  */
 import { ChannelCredentials, Metadata } from '@grpc/grpc-js';
@@ -100,15 +101,14 @@ async function main() {
   // BENCH_CASES=<regexp>: only the cases whose name matches (e.g. for a profile of one of them).
   const only = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES) : undefined;
   const skipped = (name: string): Result => ({ case: name, server: 'vault', opsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, errors: 0 });
-  const run = async (name: string, server: Result['server'], operation: (i: number) => Promise<unknown>) => {
-    if (only && !only.test(name)) return skipped(name);
-    rss.sampling = server === 'vault';
-    const sampler = setInterval(() => rss.sampling && sampleRss(vaultProcess.pid!), 200);
-    const result = await measure(name, server, operation);
-    clearInterval(sampler);
-    console.log(`${name.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
-    results.push(result);
-    return result;
+  // Cases are registered first and then measured in interleaved one-second slices (round robin,
+  // BENCH_SECONDS rounds after one warm-up round), so a burst of load elsewhere on the machine
+  // falls on every case alike instead of on whichever ran at that moment.
+  const cases: Case[] = [];
+  const run = (name: string, server: Result['server'], operation: (i: number) => Promise<unknown>): Case => {
+    const c: Case = { name, server, operation, latencies: [], errors: 0, counter: 0 };
+    if (!only || only.test(name)) cases.push(c);
+    return c;
   };
   const get = (client: SecretServiceClient, vaultId: string, path: string, metadata: Metadata) => unary(client, client.getSecret, { vaultId, path }, metadata);
   const rest = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
@@ -122,25 +122,40 @@ async function main() {
       req.end();
     });
 
-  const refRead = await run('read: reference', 'reference', () => get(reference, small, 'bench/one', root));
-  const read = await run('read: GetSecret gRPC, root', 'vault', () => get(secrets, small, 'bench/one', root));
-  const history = await run(`read: path of ${LONG_HISTORY} versions`, 'vault', () => get(secrets, small, 'bench/history', root));
-  const restRead = await run('read: GetSecret REST, root', 'vault', () => restGet(`/v1/vaults/${small}/secrets/bench/one`, ROOT_TOKEN));
-  const agentRead = await run('read: GetSecret gRPC, agent', 'vault', () => get(secrets, small, 'bench/one', bearer(agentToken)));
-  const budget = await run('read: with a read budget', 'vault', () => get(secrets, small, 'bench/budget', root));
-  const smallVault = await run(`read: random path, vault of ${SMALL_VAULT}`, 'vault', () => get(secrets, small, pathOf(randomBelow(SMALL_VAULT)), root));
-  const largeVault = await run(`read: random path, vault of ${LARGE_VAULT}`, 'vault', () => get(secrets, large, pathOf(randomBelow(LARGE_VAULT)), root));
-  const refWrite = await run('write: reference', 'reference', (i) =>
+  const refRead = run('read: reference', 'reference', () => get(reference, small, 'bench/one', root));
+  const read = run('read: GetSecret gRPC, root', 'vault', () => get(secrets, small, 'bench/one', root));
+  const history = run(`read: path of ${LONG_HISTORY} versions`, 'vault', () => get(secrets, small, 'bench/history', root));
+  const restRead = run('read: GetSecret REST, root', 'vault', () => restGet(`/v1/vaults/${small}/secrets/bench/one`, ROOT_TOKEN));
+  const agentRead = run('read: GetSecret gRPC, agent', 'vault', () => get(secrets, small, 'bench/one', bearer(agentToken)));
+  const budget = run('read: with a read budget', 'vault', () => get(secrets, small, 'bench/budget', root));
+  const smallVault = run(`read: random path, vault of ${SMALL_VAULT}`, 'vault', () => get(secrets, small, pathOf(randomBelow(SMALL_VAULT)), root));
+  const largeVault = run(`read: random path, vault of ${LARGE_VAULT}`, 'vault', () => get(secrets, large, pathOf(randomBelow(LARGE_VAULT)), root));
+  const refWrite = run('write: reference', 'reference', (i) =>
     unary(reference, reference.putSecret, { vaultId: small, path: `bench/w/${i % IN_FLIGHT}`, type: '', value: VALUE, metadata: undefined, expiresAt: undefined, maxAccessCount: 0, rotationPolicy: undefined }, root),
   );
-  const write = await run('write: PutSecret gRPC, root', 'vault', (i) => put(small, `bench/w/${i % IN_FLIGHT}`));
+  const write = run('write: PutSecret gRPC, root', 'vault', (i) => put(small, `bench/w/${i % IN_FLIGHT}`));
 
-  const ratio = (a: Result, b: Result) => Number((a.opsPerSecond / b.opsPerSecond).toFixed(2));
+  const sampler = setInterval(() => rss.sampling && sampleRss(vaultProcess.pid!), 200);
+  for (let round = 0; round <= SECONDS; round++) {
+    for (const c of cases) {
+      rss.sampling = c.server === 'vault';
+      await slice(c, round > 0);
+    }
+  }
+  clearInterval(sampler);
+  const summary = new Map(cases.map((c) => [c, summarize(c)]));
+  for (const result of summary.values()) {
+    console.log(`${result.case.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+    results.push(result);
+  }
+  const of = (c: Case): Result => summary.get(c) ?? skipped(c.name);
+  const ratio = (a: Case, b: Case) => Number((of(a).opsPerSecond / of(b).opsPerSecond).toFixed(2));
+  const p99Ratio = (a: Case, b: Case) => Number((of(a).p99Ms / of(b).p99Ms).toFixed(2));
   const ratios = {
     'GetSecret / reference read (>= 0.6)': ratio(read, refRead),
-    'GetSecret p99 / reference p99 (<= 2)': Number((read.p99Ms / refRead.p99Ms).toFixed(2)),
+    'GetSecret p99 / reference p99 (<= 2)': p99Ratio(read, refRead),
     'PutSecret / reference write (>= 0.7)': ratio(write, refWrite),
-    'PutSecret p99 / reference p99 (<= 2)': Number((write.p99Ms / refWrite.p99Ms).toFixed(2)),
+    'PutSecret p99 / reference p99 (<= 2)': p99Ratio(write, refWrite),
     [`${LONG_HISTORY} versions / 1 version (>= 0.9)`]: ratio(history, read),
     [`vault of ${LARGE_VAULT} / of ${SMALL_VAULT} (>= 0.9)`]: ratio(largeVault, smallVault),
     'REST / gRPC (>= 0.8)': ratio(restRead, read),
@@ -208,28 +223,38 @@ async function inParallel(count: number, operation: (i: number) => Promise<unkno
   }));
 }
 
-async function measure(name: string, server: Result['server'], operation: (i: number) => Promise<unknown>): Promise<Result> {
-  const latencies: number[] = [];
-  const warmUntil = performance.now() + 1000;
-  const stopAt = warmUntil + SECONDS * 1000;
-  let errors = 0;
-  let firstError: string | undefined;
-  let counter = 0;
+interface Case {
+  name: string;
+  server: Result['server'];
+  operation: (i: number) => Promise<unknown>;
+  latencies: number[];
+  errors: number;
+  firstError?: string;
+  counter: number;
+}
+
+/** One second of a case at IN_FLIGHT calls in flight; `record` false for the warm-up round. */
+async function slice(c: Case, record: boolean): Promise<void> {
+  const stopAt = performance.now() + 1000;
   await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
     while (performance.now() < stopAt) {
       const started = performance.now();
       try {
-        await operation(counter++);
-        if (started >= warmUntil) latencies.push(performance.now() - started);
+        await c.operation(c.counter++);
+        if (record) c.latencies.push(performance.now() - started);
       } catch (error) {
-        errors++;
-        firstError ??= error instanceof Error ? error.message : String(error);
+        if (!record) continue;
+        c.errors++;
+        c.firstError ??= error instanceof Error ? error.message : String(error);
       }
     }
   }));
-  latencies.sort((a, b) => a - b);
+}
+
+function summarize(c: Case): Result {
+  const latencies = [...c.latencies].sort((a, b) => a - b);
   const at = (q: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
-  return { case: name, server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), errors, ...(firstError ? { firstError } : {}) };
+  return { case: c.name, server: c.server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), errors: c.errors, ...(c.firstError ? { firstError: c.firstError } : {}) };
 }
 
 function sampleRss(pid: number) {
