@@ -1,4 +1,4 @@
-import { createSecretKey } from 'node:crypto';
+import { createHash, createSecretKey } from 'node:crypto';
 import { decodeJwt, errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { AgentTokenClaims, AgentTokens } from '../domain/agent-tokens.js';
 import type { AgentTokenKey } from './agent-token-keys.js';
@@ -10,6 +10,8 @@ const AUDIENCE = 'vault.v1';
 /** Clock skew tolerated between the instances that issue and verify a token. */
 export const CLOCK_LEEWAY_SECONDS = 5;
 const MAX_TOKEN_CHARS = 2048;
+/** Verified tokens remembered at most (their claims, by hash); past it the memory starts afresh. */
+const VERIFIED_TOKENS_KEPT = 10_000;
 const BASE64URL_PART = /^[A-Za-z0-9_-]+$/;
 
 /**
@@ -22,6 +24,7 @@ export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
   // Imported once as KeyObjects: handed raw bytes, jose imports the key again on every call.
   const signing = { kid: keys[0]!.kid, secret: createSecretKey(keys[0]!.secret) };
   const byKid = new Map(keys.map((k) => [k.kid, createSecretKey(k.secret)]));
+  const verified = new Map<string, AgentTokenClaims>();
 
   return {
     async issue(claims) {
@@ -37,6 +40,15 @@ export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
 
     async verify(token, nowSeconds) {
       if (token.length > MAX_TOKEN_CHARS || !isCanonicalCompact(token)) return null;
+      // A token whose signature was checked once needs no second check (its claims cannot change);
+      // only its lifetime is judged again. Kept under a hash, not the token itself.
+      const digest = createHash('sha256').update(token).digest('base64url');
+      const known = verified.get(digest);
+      if (known) {
+        if (known.exp > nowSeconds - CLOCK_LEEWAY_SECONDS) return known;
+        verified.delete(digest);
+        return null;
+      }
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(
@@ -60,7 +72,10 @@ export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
       }
       const { sub, gen, iat, exp } = payload as JWTPayload & { gen?: unknown };
       if (typeof sub !== 'string' || !Number.isSafeInteger(gen) || typeof iat !== 'number' || typeof exp !== 'number') return null;
-      return { sub, gen: gen as number, iat, exp };
+      const claims = { sub, gen: gen as number, iat, exp };
+      if (verified.size >= VERIFIED_TOKENS_KEPT) verified.clear();
+      verified.set(digest, claims);
+      return claims;
     },
   };
 }
