@@ -126,6 +126,23 @@ describe('the vault CLI', () => {
     expect(anonymous.code).toBe(EXIT.unauthenticated);
   });
 
+  it('changes a policy or agent only with the etag it saw with --etag, and exits 8 when it is stale', async () => {
+    const vaultId = (await vault(['--json', 'vault', 'create', 'etags'])).json.id;
+    const V = ['--vault', vaultId];
+    const { agent } = (await vault(['--json', 'agent', 'create', 'etag-bot'])).json;
+    const policy = (await vault(['--json', 'policy', 'create', ...V, '--agent', agent.id, '--pattern', 'x/*', '--permissions', 'read'])).json;
+    const updated = (await vault(['--json', 'policy', 'update', ...V, policy.id, '--priority', '2', '--etag', policy.etag])).json;
+    expect(updated.etag).not.toBe(policy.etag);
+    const stale = await vault(['policy', 'update', ...V, policy.id, '--priority', '3', '--etag', policy.etag]);
+    expect(stale).toMatchObject({ code: EXIT.conflict, stderr: expect.stringContaining('ETAG_MISMATCH') });
+    expect((await vault(['policy', 'delete', ...V, policy.id, '--etag', policy.etag])).code).toBe(EXIT.conflict);
+    expect((await vault(['policy', 'delete', ...V, policy.id, '--etag', updated.etag])).code).toBe(EXIT.ok);
+    // Deleting the policy changed the agent's etag too: it decides the agent's access.
+    expect((await vault(['agent', 'rotate-key', agent.id, '--etag', agent.etag])).code).toBe(EXIT.conflict);
+    const current = (await vault(['--json', 'agent', 'get', agent.id])).json.etag;
+    expect((await vault(['agent', 'delete', agent.id, '--etag', current])).code).toBe(EXIT.ok);
+  });
+
   it('writes only on the version it saw with --if-version, and exits 8 when another writer came first', async () => {
     const vaultId = (await vault(['--json', 'vault', 'create', 'cas'])).json.id;
     const V = ['--vault', vaultId];

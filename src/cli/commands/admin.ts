@@ -9,8 +9,10 @@ import type { Row } from '../output.js';
 import { parseTime } from './secret.js';
 
 const vaultRow = (v: Vault): Row => ({ id: v.id, name: v.name, description: v.description, created_at: v.createdAt });
-const agentRow = (a: Agent): Row => ({ id: a.id, name: a.name, active: a.isActive, token_ttl_seconds: a.tokenTtlSeconds, expires_at: a.expiresAt, last_active_at: a.lastActiveAt });
-const policyRow = (p: Policy): Row => ({ id: p.id, pattern: p.secretPathPattern, principal: `${p.principalType}:${p.principalId}`, permissions: p.permissions, effect: p.effect, priority: p.priority });
+const ETAG_OPTION = '--etag <etag>';
+const ETAG_HELP = 'only if this is still its etag (from get, list or the last change); otherwise exit 8';
+const agentRow = (a: Agent): Row => ({ id: a.id, name: a.name, active: a.isActive, token_ttl_seconds: a.tokenTtlSeconds, expires_at: a.expiresAt, last_active_at: a.lastActiveAt, etag: a.etag });
+const policyRow = (p: Policy): Row => ({ id: p.id, pattern: p.secretPathPattern, principal: `${p.principalType}:${p.principalId}`, permissions: p.permissions, effect: p.effect, priority: p.priority, etag: p.etag });
 const permissionList = (text: string) => text.split(',').map((p) => p.trim()).filter(Boolean);
 
 export function addVaultCommands(program: Command, run: Run): void {
@@ -67,13 +69,14 @@ export function addAgentCommands(program: Command, run: Run): void {
   agent
     .command('rotate-key <agent_id>')
     .description('give the agent a new API key; the old key and its tokens stop working')
-    .action(run(async (c, agentId: string) => {
-      const response = await (await c.client()).agents.rotateAgentKey({ agentId });
+    .option(ETAG_OPTION, ETAG_HELP)
+    .action(run(async (c, agentId: string, o) => {
+      const response = await (await c.client()).agents.rotateAgentKey({ agentId, etag: o.etag });
       c.out.result(response, [{ ...agentRow(response.agent!), api_key: response.apiKey }]);
       c.out.note('The new API key is shown only now.');
     }));
-  agent.command('delete <agent_id>').action(run(async (c, agentId: string) => {
-    await (await c.client()).agents.deleteAgent({ agentId });
+  agent.command('delete <agent_id>').option(ETAG_OPTION, ETAG_HELP).action(run(async (c, agentId: string, o) => {
+    await (await c.client()).agents.deleteAgent({ agentId, etag: o.etag });
     c.out.result({ id: agentId, deleted: true }, [{ id: agentId, deleted: true }]);
   }));
 }
@@ -109,6 +112,7 @@ export function addPolicyCommands(program: Command, run: Run): void {
     .option('--permissions <list>', 'comma-separated: read, write, rotate, delete')
     .option('--effect <effect>', 'allow or deny')
     .option('--priority <n>')
+    .option(ETAG_OPTION, ETAG_HELP)
     .action(run(async (c, policyId: string, o) => {
       const { policy: updated } = await (await c.client()).policies.updatePolicy({
         vaultId: c.vaultId(o.vault),
@@ -116,11 +120,12 @@ export function addPolicyCommands(program: Command, run: Run): void {
         permissions: o.permissions === undefined ? [] : permissionList(o.permissions),
         effect: o.effect,
         priority: o.priority === undefined ? undefined : integer('--priority', o.priority),
+        etag: o.etag,
       });
       c.out.result(updated, [policyRow(updated!)]);
     }));
-  withVault(policy.command('delete <policy_id>')).action(run(async (c, policyId: string, o) => {
-    await (await c.client()).policies.deletePolicy({ vaultId: c.vaultId(o.vault), policyId });
+  withVault(policy.command('delete <policy_id>')).option(ETAG_OPTION, ETAG_HELP).action(run(async (c, policyId: string, o) => {
+    await (await c.client()).policies.deletePolicy({ vaultId: c.vaultId(o.vault), policyId, etag: o.etag });
     c.out.result({ id: policyId, deleted: true }, [{ id: policyId, deleted: true }]);
   }));
 }
