@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -518,6 +520,68 @@ export interface PromoteSecretVersionRequest {
 export interface PromoteSecretVersionResponse {
   /** The version that is now current. */
   secret?: SecretVersion | undefined;
+}
+
+/** Request for SecretService.WatchSecrets. */
+export interface WatchSecretsRequest {
+  /** Required. The vault's id (UUID). */
+  vaultId: string;
+  /** Follow this one secret path exactly. Leave empty to follow `prefix`. */
+  path: string;
+  /** Follow every path starting with this (byte-exact); empty with `path` empty: the whole vault. */
+  prefix: string;
+  /** Resume after this cursor (an event's or heartbeat's `cursor`, opaque). Empty: from now. */
+  after: string;
+}
+
+/** One message of SecretService.WatchSecrets: an event or a heartbeat. */
+export interface WatchSecretsResponse {
+  /** What this message is. */
+  message?:
+    | //
+    /** A change to a followed path. */
+    { $case: "event"; value: SecretEvent }
+    | //
+    /** Nothing happened to a followed path for a while; the stream is alive. */
+    { $case: "heartbeat"; value: WatchHeartbeat }
+    | undefined;
+}
+
+/** A committed change to a secret. Identifies the version; never carries its value. */
+export interface SecretEvent {
+  /** Opaque; pass it as WatchSecretsRequest.after to resume after this event. */
+  cursor: string;
+  /**
+   * `version_created`, `version_disabled`, `version_enabled`, `version_promoted` or
+   * `secret_deleted`.
+   */
+  type: string;
+  /** The vault's id. */
+  vaultId: string;
+  /** The secret path. */
+  path: string;
+  /** The version the event is about; 0 for `secret_deleted` (every version). */
+  version: number;
+  /** Who made the change: `root`, `system` (scheduled rotation) or `agent:<agent id>`. */
+  actor: string;
+  /** When the change was made. */
+  time?:
+    | Date
+    | undefined;
+  /** For `version_created`: `put`, `rotate` or `scheduled` (a scheduled rotation); empty otherwise. */
+  how: string;
+  /** For `version_created`: `pending` when the version was staged; empty when it became current. */
+  stage: string;
+  /** For `version_promoted`: the version that was current before (now `previous`); 0 if none. */
+  replacedVersion: number;
+}
+
+/** Sent when a stream has been quiet for the heartbeat interval. */
+export interface WatchHeartbeat {
+  /** Opaque; resuming after it skips nothing this stream would have shown. */
+  cursor: string;
+  /** When the heartbeat was sent. */
+  time?: Date | undefined;
 }
 
 function createBaseSecret(): Secret {
@@ -3605,6 +3669,545 @@ export const PromoteSecretVersionResponse: MessageFns<PromoteSecretVersionRespon
   },
 };
 
+function createBaseWatchSecretsRequest(): WatchSecretsRequest {
+  return { vaultId: "", path: "", prefix: "", after: "" };
+}
+
+export const WatchSecretsRequest: MessageFns<WatchSecretsRequest> = {
+  encode(message: WatchSecretsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vaultId !== "") {
+      writer.uint32(10).string(message.vaultId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.prefix !== "") {
+      writer.uint32(26).string(message.prefix);
+    }
+    if (message.after !== "") {
+      writer.uint32(34).string(message.after);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchSecretsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchSecretsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vaultId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.after = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchSecretsRequest {
+    return {
+      vaultId: isSet(object.vaultId)
+        ? globalThis.String(object.vaultId)
+        : isSet(object.vault_id)
+        ? globalThis.String(object.vault_id)
+        : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      after: isSet(object.after) ? globalThis.String(object.after) : "",
+    };
+  },
+
+  toJSON(message: WatchSecretsRequest): unknown {
+    const obj: any = {};
+    if (message.vaultId !== "") {
+      obj.vaultId = message.vaultId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.prefix !== "") {
+      obj.prefix = message.prefix;
+    }
+    if (message.after !== "") {
+      obj.after = message.after;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchSecretsRequest>, I>>(base?: I): WatchSecretsRequest {
+    return WatchSecretsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchSecretsRequest>, I>>(object: I): WatchSecretsRequest {
+    const message = createBaseWatchSecretsRequest();
+    message.vaultId = object.vaultId ?? "";
+    message.path = object.path ?? "";
+    message.prefix = object.prefix ?? "";
+    message.after = object.after ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchSecretsResponse(): WatchSecretsResponse {
+  return { message: undefined };
+}
+
+export const WatchSecretsResponse: MessageFns<WatchSecretsResponse> = {
+  encode(message: WatchSecretsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.message?.$case) {
+      case "event":
+        SecretEvent.encode(message.message.value, writer.uint32(10).fork()).join();
+        break;
+      case "heartbeat":
+        WatchHeartbeat.encode(message.message.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchSecretsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchSecretsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = { $case: "event", value: SecretEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = { $case: "heartbeat", value: WatchHeartbeat.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchSecretsResponse {
+    return {
+      message: isSet(object.event)
+        ? { $case: "event", value: SecretEvent.fromJSON(object.event) }
+        : isSet(object.heartbeat)
+        ? { $case: "heartbeat", value: WatchHeartbeat.fromJSON(object.heartbeat) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchSecretsResponse): unknown {
+    const obj: any = {};
+    if (message.message?.$case === "event") {
+      obj.event = SecretEvent.toJSON(message.message.value);
+    } else if (message.message?.$case === "heartbeat") {
+      obj.heartbeat = WatchHeartbeat.toJSON(message.message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchSecretsResponse>, I>>(base?: I): WatchSecretsResponse {
+    return WatchSecretsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchSecretsResponse>, I>>(object: I): WatchSecretsResponse {
+    const message = createBaseWatchSecretsResponse();
+    switch (object.message?.$case) {
+      case "event": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "event", value: SecretEvent.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "heartbeat": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "heartbeat", value: WatchHeartbeat.fromPartial(object.message.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseSecretEvent(): SecretEvent {
+  return {
+    cursor: "",
+    type: "",
+    vaultId: "",
+    path: "",
+    version: 0,
+    actor: "",
+    time: undefined,
+    how: "",
+    stage: "",
+    replacedVersion: 0,
+  };
+}
+
+export const SecretEvent: MessageFns<SecretEvent> = {
+  encode(message: SecretEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cursor !== "") {
+      writer.uint32(10).string(message.cursor);
+    }
+    if (message.type !== "") {
+      writer.uint32(18).string(message.type);
+    }
+    if (message.vaultId !== "") {
+      writer.uint32(26).string(message.vaultId);
+    }
+    if (message.path !== "") {
+      writer.uint32(34).string(message.path);
+    }
+    if (message.version !== 0) {
+      writer.uint32(40).int32(message.version);
+    }
+    if (message.actor !== "") {
+      writer.uint32(50).string(message.actor);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(58).fork()).join();
+    }
+    if (message.how !== "") {
+      writer.uint32(66).string(message.how);
+    }
+    if (message.stage !== "") {
+      writer.uint32(74).string(message.stage);
+    }
+    if (message.replacedVersion !== 0) {
+      writer.uint32(80).int32(message.replacedVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecretEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecretEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.vaultId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.version = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.how = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stage = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.replacedVersion = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecretEvent {
+    return {
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      vaultId: isSet(object.vaultId)
+        ? globalThis.String(object.vaultId)
+        : isSet(object.vault_id)
+        ? globalThis.String(object.vault_id)
+        : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      how: isSet(object.how) ? globalThis.String(object.how) : "",
+      stage: isSet(object.stage) ? globalThis.String(object.stage) : "",
+      replacedVersion: isSet(object.replacedVersion)
+        ? globalThis.Number(object.replacedVersion)
+        : isSet(object.replaced_version)
+        ? globalThis.Number(object.replaced_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: SecretEvent): unknown {
+    const obj: any = {};
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.vaultId !== "") {
+      obj.vaultId = message.vaultId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    if (message.how !== "") {
+      obj.how = message.how;
+    }
+    if (message.stage !== "") {
+      obj.stage = message.stage;
+    }
+    if (message.replacedVersion !== 0) {
+      obj.replacedVersion = Math.round(message.replacedVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SecretEvent>, I>>(base?: I): SecretEvent {
+    return SecretEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecretEvent>, I>>(object: I): SecretEvent {
+    const message = createBaseSecretEvent();
+    message.cursor = object.cursor ?? "";
+    message.type = object.type ?? "";
+    message.vaultId = object.vaultId ?? "";
+    message.path = object.path ?? "";
+    message.version = object.version ?? 0;
+    message.actor = object.actor ?? "";
+    message.time = object.time ?? undefined;
+    message.how = object.how ?? "";
+    message.stage = object.stage ?? "";
+    message.replacedVersion = object.replacedVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseWatchHeartbeat(): WatchHeartbeat {
+  return { cursor: "", time: undefined };
+}
+
+export const WatchHeartbeat: MessageFns<WatchHeartbeat> = {
+  encode(message: WatchHeartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cursor !== "") {
+      writer.uint32(10).string(message.cursor);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchHeartbeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchHeartbeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchHeartbeat {
+    return {
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+    };
+  },
+
+  toJSON(message: WatchHeartbeat): unknown {
+    const obj: any = {};
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchHeartbeat>, I>>(base?: I): WatchHeartbeat {
+    return WatchHeartbeat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchHeartbeat>, I>>(object: I): WatchHeartbeat {
+    const message = createBaseWatchHeartbeat();
+    message.cursor = object.cursor ?? "";
+    message.time = object.time ?? undefined;
+    return message;
+  },
+};
+
 /**
  * SecretService stores, versions, rotates and hands out secrets inside a vault.
  *
@@ -3779,6 +4382,40 @@ export const SecretServiceService = {
       Buffer.from(PromoteSecretVersionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PromoteSecretVersionResponse => PromoteSecretVersionResponse.decode(value),
   },
+  /**
+   * Streams the changes to a vault's secrets as they are committed: one SecretEvent per new
+   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, in commit
+   * order, on whichever instance the change was made. Never a value. Follow one exact `path`, or
+   * every path under `prefix` (empty: the whole vault); setting both is INVALID_ARGUMENT.
+   *
+   * Only paths the caller may read are shown: a caller that may read nothing of the vault (or,
+   * with `path`, not that path) is refused with PERMISSION_DENIED, and the caller's credential and
+   * policies are checked again while the stream is open: a revoked, rotated or deleted agent key
+   * ends it with UNAUTHENTICATED, a withdrawn read permission with PERMISSION_DENIED.
+   *
+   * Every event carries a `cursor`; send the last one received as `after` to resume: the stream
+   * then starts with exactly the events committed after it (none twice, none missed). Without
+   * `after` it starts at the present (the newest change the audit chain has sealed; a change
+   * committed in the last half second before the call may still be shown). A cursor that is not one the vault issued is
+   * INVALID_ARGUMENT; one past the newest event is OUT_OF_RANGE. The first message is a heartbeat
+   * (the stream is open; its cursor is where it starts), and one follows every quiet interval
+   * (15 s by default) so proxies keep the stream open; a heartbeat's cursor resumes too. A server that stops ends its streams with UNAVAILABLE: reconnect with the last
+   * cursor. Each instance serves a bounded number of streams; past it, RESOURCE_EXHAUSTED.
+   *
+   * Over HTTP this is Server-Sent Events (`text/event-stream`): each event is
+   * `id: <cursor>`, `event: <type>`, `data: <the SecretEvent as JSON>`; heartbeats are `:` comment
+   * lines; the `Last-Event-ID` header (or `after` in the query) resumes.
+   */
+  watchSecrets: {
+    path: "/vault.v1.SecretService/WatchSecrets" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchSecretsRequest): Buffer => Buffer.from(WatchSecretsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchSecretsRequest => WatchSecretsRequest.decode(value),
+    responseSerialize: (value: WatchSecretsResponse): Buffer =>
+      Buffer.from(WatchSecretsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchSecretsResponse => WatchSecretsResponse.decode(value),
+  },
 } as const;
 
 export interface SecretServiceServer extends UntypedServiceImplementation {
@@ -3833,6 +4470,31 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
    * `expires_at` unset, as for RotateSecret.
    */
   promoteSecretVersion: handleUnaryCall<PromoteSecretVersionRequest, PromoteSecretVersionResponse>;
+  /**
+   * Streams the changes to a vault's secrets as they are committed: one SecretEvent per new
+   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, in commit
+   * order, on whichever instance the change was made. Never a value. Follow one exact `path`, or
+   * every path under `prefix` (empty: the whole vault); setting both is INVALID_ARGUMENT.
+   *
+   * Only paths the caller may read are shown: a caller that may read nothing of the vault (or,
+   * with `path`, not that path) is refused with PERMISSION_DENIED, and the caller's credential and
+   * policies are checked again while the stream is open: a revoked, rotated or deleted agent key
+   * ends it with UNAUTHENTICATED, a withdrawn read permission with PERMISSION_DENIED.
+   *
+   * Every event carries a `cursor`; send the last one received as `after` to resume: the stream
+   * then starts with exactly the events committed after it (none twice, none missed). Without
+   * `after` it starts at the present (the newest change the audit chain has sealed; a change
+   * committed in the last half second before the call may still be shown). A cursor that is not one the vault issued is
+   * INVALID_ARGUMENT; one past the newest event is OUT_OF_RANGE. The first message is a heartbeat
+   * (the stream is open; its cursor is where it starts), and one follows every quiet interval
+   * (15 s by default) so proxies keep the stream open; a heartbeat's cursor resumes too. A server that stops ends its streams with UNAVAILABLE: reconnect with the last
+   * cursor. Each instance serves a bounded number of streams; past it, RESOURCE_EXHAUSTED.
+   *
+   * Over HTTP this is Server-Sent Events (`text/event-stream`): each event is
+   * `id: <cursor>`, `event: <type>`, `data: <the SecretEvent as JSON>`; heartbeats are `:` comment
+   * lines; the `Last-Event-ID` header (or `after` in the query) resumes.
+   */
+  watchSecrets: handleServerStreamingCall<WatchSecretsRequest, WatchSecretsResponse>;
 }
 
 export interface SecretServiceClient extends Client {
@@ -4027,6 +4689,39 @@ export interface SecretServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PromoteSecretVersionResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Streams the changes to a vault's secrets as they are committed: one SecretEvent per new
+   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, in commit
+   * order, on whichever instance the change was made. Never a value. Follow one exact `path`, or
+   * every path under `prefix` (empty: the whole vault); setting both is INVALID_ARGUMENT.
+   *
+   * Only paths the caller may read are shown: a caller that may read nothing of the vault (or,
+   * with `path`, not that path) is refused with PERMISSION_DENIED, and the caller's credential and
+   * policies are checked again while the stream is open: a revoked, rotated or deleted agent key
+   * ends it with UNAUTHENTICATED, a withdrawn read permission with PERMISSION_DENIED.
+   *
+   * Every event carries a `cursor`; send the last one received as `after` to resume: the stream
+   * then starts with exactly the events committed after it (none twice, none missed). Without
+   * `after` it starts at the present (the newest change the audit chain has sealed; a change
+   * committed in the last half second before the call may still be shown). A cursor that is not one the vault issued is
+   * INVALID_ARGUMENT; one past the newest event is OUT_OF_RANGE. The first message is a heartbeat
+   * (the stream is open; its cursor is where it starts), and one follows every quiet interval
+   * (15 s by default) so proxies keep the stream open; a heartbeat's cursor resumes too. A server that stops ends its streams with UNAVAILABLE: reconnect with the last
+   * cursor. Each instance serves a bounded number of streams; past it, RESOURCE_EXHAUSTED.
+   *
+   * Over HTTP this is Server-Sent Events (`text/event-stream`): each event is
+   * `id: <cursor>`, `event: <type>`, `data: <the SecretEvent as JSON>`; heartbeats are `:` comment
+   * lines; the `Last-Event-ID` header (or `after` in the query) resumes.
+   */
+  watchSecrets(
+    request: WatchSecretsRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchSecretsResponse>;
+  watchSecrets(
+    request: WatchSecretsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchSecretsResponse>;
 }
 
 export const SecretServiceClient = makeGenericClientConstructor(
