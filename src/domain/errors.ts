@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'permission_denied'
   | 'unauthenticated'
   | 'resource_exhausted'
+  | 'out_of_range'
   | 'unavailable'
   | 'data_loss';
 
@@ -62,6 +63,10 @@ export const unauthenticated = (message: string) => new VaultError('unauthentica
 export const gone = (reason: GoneReason, message: string, metadata: Record<string, string> = {}) =>
   new VaultError('gone', message, reason, metadata);
 export const alreadyExists = (reason: string, message: string) => new VaultError('already_exists', message, reason);
+/** A position past the end of a sequence, e.g. a change-stream cursor ahead of the newest event. */
+export const outOfRange = (message: string) => new VaultError('out_of_range', message);
+/** The service cannot go on serving the call here (e.g. it is stopping); retrying is right. */
+export const unavailable = (message: string) => new VaultError('unavailable', message);
 export const dataLoss = (message: string) => new VaultError('data_loss', message);
 /** A change that cannot apply in the resource's present state (a read refusal is `gone`, 410). */
 export const failedPrecondition = (reason: string, message: string, metadata: Record<string, string> = {}) =>

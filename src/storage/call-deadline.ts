@@ -24,7 +24,10 @@ export function runWithCallLimits<T>(limits: CallLimits, work: () => Promise<T>)
   return current.run(limits, work);
 }
 
-/** Runs work that serves many calls at once (a shared batch) under none of their limits. */
+/**
+ * Runs work that serves many calls at once (a shared batch, the change feed's tailer) under none
+ * of their limits; timers it starts belong to no call either.
+ */
 export function runOutsideCalls<T>(work: () => T): T {
   return current.exit(work);
 }
