@@ -13,12 +13,14 @@ import { createKeyring, deriveKey } from './crypto/keyring.js';
 import { createAgentService } from './domain/agent-service.js';
 import { createAuditChain } from './domain/audit-chain.js';
 import { createAuditService } from './domain/audit-service.js';
+import { createChangeFeed } from './domain/change-feed.js';
 import { createMasterKeyService, openRetiredAuditKeys } from './domain/master-keys.js';
 import { createIdempotency } from './domain/idempotency.js';
 import { createPageTokens } from './domain/paging.js';
 import { createPolicyService } from './domain/policy-service.js';
 import { createRotationScheduler, type RotationScheduler } from './domain/rotation-scheduler.js';
 import { createSecretService } from './domain/secret-service.js';
+import { createSecretWatch } from './domain/secret-watch.js';
 import { createTokenExchange } from './domain/token-exchange.js';
 import { createVaultService } from './domain/vault-service.js';
 import type { Logger } from './logger.js';
@@ -81,7 +83,8 @@ export interface AppOptions {
 export async function startApp(config: Config, logger: Logger, { now = () => new Date(), rotationTickMs = 1000 }: AppOptions = {}): Promise<App> {
   const devMode = config.databaseUrl === undefined;
   let storage: Storage | undefined;
-  const metrics = createMetrics({ stats: () => storage!.stats(), now });
+  let watchStreams = () => 0;
+  const metrics = createMetrics({ stats: () => storage!.stats(), now, watchStreams: () => watchStreams() });
   storage = await openStorage(config, logger, metrics);
   try {
     const keyring = createKeyring(config.masterKey ?? randomBytes(32), config.oldMasterKeys);
@@ -109,6 +112,14 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       retentionSeconds: config.idempotencyRetentionSeconds,
       fingerprintKey: deriveKey(keyring.current, 'idempotency fingerprints'),
     });
+    // One tail of the sealed audit chain for every WatchSecrets stream on this instance.
+    const changeFeed = createChangeFeed({
+      audit: storage.audit,
+      maxSubscribers: config.maxWatchers,
+      onError: (error) => logger.warn({ err: error }, 'reading the change feed failed; will retry from the same position'),
+    });
+    watchStreams = () => changeFeed.size;
+    const watch = createSecretWatch({ feed: changeFeed, access, vaults, heartbeatMs: config.watchHeartbeatMs });
     const masterKeys = createMasterKeyService({ storage, barrier, keyring, access, now });
 
     const failures = createFailedAuthLimiter({
@@ -126,7 +137,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const descriptorSet = loadDescriptorSetBytes();
     const methods = guardRequests([
       ...vaultServiceMethods(vaults),
-      ...secretServiceMethods(secrets),
+      ...secretServiceMethods(secrets, watch),
       ...agentServiceMethods(createAgentService({ storage, access, now, onCredentialsChanged, pages })),
       ...authServiceMethods(createTokenExchange({ storage, tokens, failures, now })),
       ...policyServiceMethods(createPolicyService({ storage, access, vaults, now, onCredentialsChanged, pages })),
@@ -196,6 +207,8 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       rotationScheduler,
       expireIdempotencyKeys: () => idempotency.expire(),
       async stop() {
+        // Open streams end first (UNAVAILABLE: reconnect with the last cursor), so nothing holds the listeners open.
+        changeFeed.close();
         await healthTimer.stop();
         grpc.health.setStatus('', 'NOT_SERVING');
         await rotationTimer.stop();

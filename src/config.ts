@@ -39,6 +39,10 @@ export interface Config {
   minRotationIntervalSeconds: number;
   /** How long an idempotency key answers repeats (and is refused for other requests). */
   idempotencyRetentionSeconds: number;
+  /** WatchSecrets streams one instance serves at once; more are refused with RESOURCE_EXHAUSTED. */
+  maxWatchers: number;
+  /** A watch stream quiet this long gets a heartbeat (proxies close idle streams). */
+  watchHeartbeatMs: number;
   /** Peers whose X-Forwarded-For names the client (IP addresses or CIDR blocks); empty: none. */
   trustedProxies: string[];
   /** Failed authentications per minute allowed per client address and per agent id. */
@@ -142,6 +146,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsUnauthenticated: rawMetricsUnauthenticated === 'true',
     minRotationIntervalSeconds: integer('VAULT_MIN_ROTATION_INTERVAL_SECONDS', 60, 1, 86_400),
     idempotencyRetentionSeconds: integer('VAULT_IDEMPOTENCY_RETENTION_SECONDS', 86_400, 1, 30 * 86_400),
+    maxWatchers: integer('VAULT_MAX_WATCHERS', 1000, 0, 1_000_000),
+    watchHeartbeatMs: integer('VAULT_WATCH_HEARTBEAT_MS', 15_000, 100, 3_600_000),
     trustedProxies,
     authFailuresPerAddress: integer('VAULT_AUTH_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
     authFailuresPerAgent: integer('VAULT_AUTH_FAILURES_PER_AGENT', 300, 1, 1_000_000),

@@ -6,6 +6,8 @@ export interface MetricsDeps {
   /** Read at scrape time: pool use and the audit sealer's backlog. */
   stats: () => Promise<StorageStats>;
   now: () => Date;
+  /** Read at scrape time: WatchSecrets streams open on this instance. */
+  watchStreams?: () => number;
 }
 
 /**
@@ -26,7 +28,7 @@ export interface Metrics {
 /** Seconds, from 1 ms (an in-memory call) to 10 s (a call riding out a database restart). */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export function createMetrics({ stats, now }: MetricsDeps): Metrics {
+export function createMetrics({ stats, now, watchStreams = () => 0 }: MetricsDeps): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -83,6 +85,15 @@ export function createMetrics({ stats, now }: MetricsDeps): Metrics {
       if (!read) return;
       const oldest = read.oldestUnsealedAuditAt;
       this.set(oldest ? Math.max(0, (now().getTime() - oldest.getTime()) / 1000) : 0);
+    },
+  });
+
+  new Gauge({
+    name: 'vault_watch_streams',
+    help: 'WatchSecrets streams (gRPC and SSE) open on this instance right now; VAULT_MAX_WATCHERS bounds them.',
+    registers: [registry],
+    collect() {
+      this.set(watchStreams());
     },
   });
 

@@ -9,7 +9,7 @@ import { fileDescriptorProtos } from './descriptors.js';
 import type { ServerTls } from '../tls/server-tls.js';
 import { peerIp } from './client-address.js';
 import { IDEMPOTENT_REPLAYED } from './idempotent-calls.js';
-import type { Invoke } from './invoker.js';
+import type { CallMeta, Invoke } from './invoker.js';
 import { RpcError } from './rpc-error.js';
 import type { CallLimits } from '../storage/call-deadline.js';
 
@@ -47,29 +47,24 @@ export function createGrpcServer({
     for (const method of serviceMethods) {
       const name = method.path.slice(service.length + 2);
       definition[name] = method.definition;
-      implementation[name] = (call: UnaryCall, callback: (error: Partial<ServiceError> | null, value?: unknown, trailer?: Metadata) => void) => {
-        const first = (key: string) => {
-          const value = call.metadata.get(key)[0];
-          return typeof value === 'string' ? value : undefined;
-        };
-        invoke(method, call.request, {
-          transport: 'grpc',
-          authorization: first('authorization'),
-          requestId: first('x-request-id'),
-          peer: call.getPeer(),
-          peerAddress: peerIp(call.getPeer()),
-          forwardedFor: first('x-forwarded-for'),
-          limits: callLimits(call),
-        }).then(
-          ({ response, requestId, replayed }) => {
-            const trailer = new Metadata();
-            trailer.set('x-request-id', requestId);
-            if (replayed) trailer.set(IDEMPOTENT_REPLAYED, 'true');
-            callback(null, response, trailer);
-          },
-          (error: RpcError & { requestId?: string }) => callback(toServiceError(error)),
-        );
-      };
+      implementation[name] = method.stream
+        ? (call: StreamingCall) => {
+            invoke(method, call.request, callMeta(call), (response) => (call.write(response) ? Promise.resolve() : drained(call))).then(
+              ({ requestId }) => call.end(trailerOf(requestId)),
+              // grpc-js's way to end a server stream with a status: the stream's 'error' event.
+              (error: RpcError & { requestId?: string }) => call.emit('error', toServiceError(error)),
+            );
+          }
+        : (call: UnaryCall, callback: (error: Partial<ServiceError> | null, value?: unknown, trailer?: Metadata) => void) => {
+            invoke(method, call.request, callMeta(call)).then(
+              ({ response, requestId, replayed }) => {
+                const trailer = trailerOf(requestId);
+                if (replayed) trailer.set(IDEMPOTENT_REPLAYED, 'true');
+                callback(null, response, trailer);
+              },
+              (error: RpcError & { requestId?: string }) => callback(toServiceError(error)),
+            );
+          };
     }
     server.addService(definition, implementation);
   }
@@ -184,6 +179,52 @@ interface UnaryCall {
   getDeadline(): Date | number;
   /** grpc-js sets it when the client cancels or the stream closes. */
   readonly cancelled: boolean;
+}
+
+/** What the invoker needs to know about a gRPC call. */
+function callMeta(call: UnaryCall): CallMeta {
+  const first = (key: string) => {
+    const value = call.metadata.get(key)[0];
+    return typeof value === 'string' ? value : undefined;
+  };
+  return {
+    transport: 'grpc',
+    authorization: first('authorization'),
+    requestId: first('x-request-id'),
+    peer: call.getPeer(),
+    peerAddress: peerIp(call.getPeer()),
+    forwardedFor: first('x-forwarded-for'),
+    limits: callLimits(call),
+  };
+}
+
+function trailerOf(requestId: string): Metadata {
+  const trailer = new Metadata();
+  trailer.set('x-request-id', requestId);
+  return trailer;
+}
+
+interface StreamingCall extends UnaryCall {
+  write(message: unknown): boolean;
+  end(trailer: Metadata): void;
+  emit(event: 'error', error: Partial<ServiceError>): boolean;
+  once(event: StreamEnd, listener: () => void): unknown;
+  off(event: StreamEnd, listener: () => void): unknown;
+}
+
+/** Events after which a server stream's buffer drains, or never will. */
+type StreamEnd = 'drain' | 'close' | 'cancelled';
+const STREAM_ENDS: readonly StreamEnd[] = ['drain', 'close', 'cancelled'];
+
+/** Resolves when the stream's buffer has drained, or the call is over (nothing more will drain). */
+function drained(call: StreamingCall): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const event of STREAM_ENDS) call.off(event, done);
+      resolve();
+    };
+    for (const event of STREAM_ENDS) call.once(event, done);
+  });
 }
 
 /** The client's deadline (grpc-timeout) and its cancellation, for storage to honour. */

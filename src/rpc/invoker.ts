@@ -31,9 +31,10 @@ export interface CallMeta {
 /**
  * Runs one call the same way for every transport: authenticate, handle, convert the error once,
  * and log one line (method, code, duration, caller; never payloads or credentials).
- * Throws RpcError on failure.
+ * Throws RpcError on failure. A server-streaming method (`method.stream`) writes its responses
+ * to `write` and resolves with no response when its stream ends.
  */
-export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta) => Promise<InvokeResult>;
+export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta, write?: (response: unknown) => Promise<void>) => Promise<InvokeResult>;
 
 export interface InvokeResult {
   response: unknown;
@@ -68,9 +69,9 @@ export function createInvoker({
   /** Idempotency keys go through here (rpc/idempotent-calls.ts). */
   handle?: HandleCall;
 }): Invoke {
-  return (method, request, meta) => runWithCallLimits(meta.limits ?? {}, () => invokeOne(method, request, meta));
+  return (method, request, meta, write) => runWithCallLimits(meta.limits ?? {}, () => invokeOne(method, request, meta, write));
 
-  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta): Promise<InvokeResult> {
+  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta, write?: (response: unknown) => Promise<void>): Promise<InvokeResult> {
     const started = performance.now();
     const requestId = sanitizeRequestId(meta.requestId) ?? randomUUID();
     const address = clientAddress(meta.peerAddress, meta.forwardedFor);
@@ -92,6 +93,18 @@ export function createInvoker({
           }
           throw error;
         }
+      }
+      if (method.stream) {
+        if (!write) throw new Error(`${method.fullName} is server-streaming but the transport gave it nowhere to write`);
+        const principal = context.principal;
+        await method.stream(context, request, {
+          write,
+          signal: meta.limits?.signal,
+          // The same check as at the start; a stream of a public method has nothing to re-check.
+          reauthenticate: async () =>
+            method.requiresAuth ? { principal: await authenticator.authenticate(meta.authorization, requestId, address), requestId, clientAddress: address } : { principal, requestId, clientAddress: address },
+        });
+        return { response: undefined, requestId, replayed: false };
       }
       const { response, replayed } = await handle(method, context, request);
       return { response, requestId, replayed };

@@ -34,6 +34,7 @@ const CODES: Record<ErrorCode, status> = {
   permission_denied: status.PERMISSION_DENIED,
   unauthenticated: status.UNAUTHENTICATED,
   resource_exhausted: status.RESOURCE_EXHAUSTED,
+  out_of_range: status.OUT_OF_RANGE,
   unavailable: status.UNAVAILABLE,
   data_loss: status.DATA_LOSS,
 };

@@ -1,14 +1,16 @@
 import type { SecretService, SecretVersionView, SecretWithValue } from '../../domain/secret-service.js';
+import type { SecretWatch, WatchMessage } from '../../domain/secret-watch.js';
 import {
   SecretServiceService,
   type Secret,
+  type WatchSecretsResponse,
   type SecretVersion,
   type WrittenSecretVersion,
 } from '../../gen/vault/v1/secret_service.js';
 import { defineService } from '../api-method.js';
 
 /** vault.v1.SecretService: proto in, domain call, proto out. No rules live here. */
-export function secretServiceMethods(secrets: SecretService) {
+export function secretServiceMethods(secrets: SecretService, changes: SecretWatch) {
   return defineService(SecretServiceService, {
     async putSecret(context, request) {
       const created = await secrets.put(context, {
@@ -77,6 +79,13 @@ export function secretServiceMethods(secrets: SecretService) {
     async promoteSecretVersion(context, request) {
       return { secret: toVersion(await secrets.promote(context, request.vaultId, request.path, request.version, request.ifVersion)) };
     },
+    async watchSecrets(context, request, stream) {
+      await changes.watch(context, request, {
+        send: (message) => stream.write(toWatchResponse(message)),
+        signal: stream.signal,
+        reauthenticate: stream.reauthenticate,
+      });
+    },
   });
 }
 
@@ -98,4 +107,9 @@ function toVersion(v: SecretVersionView): SecretVersion {
 
 function toSecret(v: SecretWithValue): Secret {
   return { ...toWritten(v), value: v.value, createdBy: v.createdBy };
+}
+
+function toWatchResponse(message: WatchMessage): WatchSecretsResponse {
+  if (message.kind === 'heartbeat') return { message: { $case: 'heartbeat', value: { cursor: message.cursor, time: message.time } } };
+  return { message: { $case: 'event', value: message.event } };
 }
