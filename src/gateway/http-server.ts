@@ -13,6 +13,7 @@ import type { ServerTls } from '../tls/server-tls.js';
 import { sanitizeRequestId, type Invoke, type InvokeResult } from '../rpc/invoker.js';
 import { RpcError } from '../rpc/rpc-error.js';
 import { errorBody, type ErrorBodySource } from './error-body.js';
+import { openEventStream, type EventStream } from './event-stream.js';
 import { httpStatusForError, httpStatusForSuccess, reasonPhrase } from './http-status.js';
 import { createJsonCodec } from './json-codec.js';
 import { PathDecodeError, splitRequestPath } from './path-template.js';
@@ -132,22 +133,39 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
         applyIfVersion(request, ifVersionFromHeaders(route, req.headers));
         applyEtag(request, etagFromHeaders(route, req.headers));
         applyIdempotencyKey(route, request, req.headers);
+        resumeFromLastEventId(route, request, req.headers['last-event-id']);
       } catch (error) {
         if (error instanceof RequestDecodeError || error instanceof PreconditionHeaderError || error instanceof IdempotencyHeaderError) throw new HttpError(400, status.INVALID_ARGUMENT, error.message);
         throw error;
       }
 
+      // A server-streaming RPC answers Server-Sent Events, opened with its first message (so a
+      // call refused at its start still gets its JSON error and status).
+      let events: EventStream | undefined;
+      const streamed = route.method.stream ? route : undefined;
+      const write = streamed
+        ? (response: unknown) => {
+            events ??= openEventStream(res, standardHeaders(fallbackRequestId));
+            return events.send(codec.encodeResponse(streamed, response));
+          }
+        : undefined;
       let result: InvokeResult;
       try {
-        result = await invoke(route.method, request, {
-          transport: 'http',
-          authorization: req.headers.authorization,
-          requestId: single(req.headers['x-request-id']),
-          peer,
-          peerAddress: req.socket.remoteAddress,
-          forwardedFor: [req.headers['x-forwarded-for'] ?? []].flat().join(', ') || undefined,
-          limits: httpCallLimits(req, res),
-        });
+        result = await invoke(
+          route.method,
+          request,
+          {
+            transport: 'http',
+            authorization: req.headers.authorization,
+            // The id the gateway answers with, so an event stream's headers can carry it at once.
+            requestId: fallbackRequestId,
+            peer,
+            peerAddress: req.socket.remoteAddress,
+            forwardedFor: [req.headers['x-forwarded-for'] ?? []].flat().join(', ') || undefined,
+            limits: httpCallLimits(req, res),
+          },
+          write,
+        );
       } catch (error) {
         // invoke has converted, logged and tagged it with the call's request id.
         const rpcError = error instanceof RpcError ? error : new RpcError(status.INTERNAL, 'internal error');
@@ -157,10 +175,19 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
         const headers: Record<string, string> = httpStatus === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
         const retryAfter = rpcError.errorInfo?.metadata.retry_after_seconds;
         if (retryAfter) headers['Retry-After'] = retryAfter;
+        if (events) {
+          events.fail(errorBody(rpcError, httpStatus));
+          return;
+        }
         send(res, httpStatus, errorBody(rpcError, httpStatus), typeof requestId === 'string' ? requestId : fallbackRequestId, headers);
         return;
       }
 
+      if (streamed) {
+        if (events) events.end();
+        else send(res, 204, undefined, result.requestId);
+        return;
+      }
       const json = codec.encodeResponse(route, result.response);
       const etag = etagOf(json);
       const headers: Record<string, string> = etag ? { ETag: etag } : {};
@@ -181,13 +208,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
   function send(res: ServerResponse, httpStatus: number, body: JsonValue | undefined, requestId: string, headers: Record<string, string> = {}): void {
     if (res.headersSent || res.destroyed) return;
     res.statusCode = httpStatus;
-    res.setHeader('x-request-id', requestId);
-    // Responses carry secrets: no cache may keep them.
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    if (closing) res.setHeader('Connection', 'close');
-    if (tls) res.setHeader('Strict-Transport-Security', HSTS);
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    for (const [name, value] of Object.entries({ ...standardHeaders(requestId), ...headers })) res.setHeader(name, value);
     if (body === undefined || httpStatus === 204) {
       res.end();
       return;
@@ -196,6 +217,18 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(text));
     res.end(text);
+  }
+
+  /** Headers on every answer. */
+  function standardHeaders(requestId: string): Record<string, string> {
+    return {
+      'x-request-id': requestId,
+      // Responses carry secrets: no cache may keep them.
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      ...(closing ? { Connection: 'close' } : {}),
+      ...(tls ? { 'Strict-Transport-Security': HSTS } : {}),
+    };
   }
 
   const options: ServerOptions = { requestTimeout: 120_000, headersTimeout: 66_000, keepAliveTimeout: 65_000 };
@@ -327,6 +360,17 @@ function originForm(target: string): string | undefined {
   if (!absolute) return undefined;
   const rest = absolute[1] ?? '/';
   return rest.startsWith('?') ? `/${rest}` : rest;
+}
+
+/**
+ * EventSource's reconnect sends the last `id:` it saw as Last-Event-ID; for a request that takes
+ * a cursor (`after`) and has none in its query, that is where it resumes.
+ */
+function resumeFromLastEventId(route: Route, request: unknown, header: string | string[] | undefined): void {
+  const lastEventId = single(header);
+  if (!route.method.stream || lastEventId === undefined || typeof request !== 'object' || request === null || !('after' in request)) return;
+  const target = request as { after: unknown };
+  if (target.after === '') target.after = lastEventId.trim();
 }
 
 /** The invoker's rule: a short, plain id is echoed; anything else is replaced. */
