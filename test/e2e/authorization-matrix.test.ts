@@ -42,6 +42,7 @@ const CELLS: Array<{ rpc: string; request: (f: Fixture) => JsonObject }> = [
   { rpc: 'SecretService.GetSecretVersion', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret', version: 1 }) },
   { rpc: 'SecretService.ListSecretVersions', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret' }) },
   { rpc: 'SecretService.ListSecrets', request: (f) => ({ vault_id: f.vault }) },
+  { rpc: 'SecretService.WatchSecrets', request: (f) => ({ vault_id: f.vault }) },
   { rpc: 'SecretService.RotateSecret', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret' }) },
   { rpc: 'SecretService.DisableSecretVersion', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret', version: 1 }) },
   { rpc: 'SecretService.EnableSecretVersion', request: (f) => ({ vault_id: f.vault, path: 'matrix/secret', version: 1 }) },
@@ -76,8 +77,8 @@ function expected(caller: Caller, rpc: string): keyof typeof status {
   if (rpc === 'AgentService.GetAgentSelf') return 'OK';
   if (!SECRET_RPCS(rpc)) return 'PERMISSION_DENIED';
   if (caller === 'agent allowed') return 'OK';
-  // An agent denied everything still lists (nothing it may read); one without any policy here may not.
-  if (caller === 'agent denied' && rpc === 'SecretService.ListSecrets') return 'OK';
+  // An agent denied everything still lists and watches (nothing it may read); one without any policy here may not.
+  if (caller === 'agent denied' && (rpc === 'SecretService.ListSecrets' || rpc === 'SecretService.WatchSecrets')) return 'OK';
   return 'PERMISSION_DENIED';
 }
 

@@ -1,5 +1,5 @@
 import { fromBinary, fromJson, toBinary, toJson, type DescField, type FileRegistry, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
-import { Metadata, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'vitest';
 import { httpStatusForError, httpStatusForSuccess, reasonPhrase } from '../../src/gateway/http-status.js';
 import { expandPathTemplate } from '../../src/gateway/path-template.js';
@@ -48,6 +48,10 @@ export function grpcDriver(t: TestApp, registry: FileRegistry): Driver {
       const token = step.token === undefined ? TEST_ROOT_TOKEN : step.token;
       if (token !== null) metadata.set('authorization', `Bearer ${token}`);
       const clientMethod = (client as unknown as Record<string, Parameters<typeof unary>[1]>)[rpcName[0]!.toLowerCase() + rpcName.slice(1)]!;
+      if (method.stream) return firstOfStream(client, clientMethod as unknown as StreamingMethod, request, metadata, (response) => {
+        const message = fromBinary(descriptor.output, method.definition.responseSerialize(response));
+        return toJson(descriptor.output, message, { ...WRITE, registry }) as JsonObject;
+      });
       try {
         const response = await unary(client, clientMethod, request, metadata);
         const message = fromBinary(descriptor.output, method.definition.responseSerialize(response));
@@ -59,6 +63,27 @@ export function grpcDriver(t: TestApp, registry: FileRegistry): Driver {
       }
     },
   };
+}
+
+type StreamingMethod = (request: unknown, metadata: Metadata) => ClientReadableStream<unknown>;
+
+/** A server-streaming call's outcome: OK with its first message once one arrives, or the code it ended with. */
+function firstOfStream(client: Client, method: StreamingMethod, request: unknown, metadata: Metadata, toJsonObject: (response: unknown) => JsonObject): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const call = method.call(client, request, metadata);
+    let settled = false;
+    call.on('data', (response) => {
+      if (settled) return;
+      settled = true;
+      resolve({ code: status.OK, reason: undefined, response: toJsonObject(response) });
+      call.cancel();
+    });
+    call.on('error', (error: ServiceError) => {
+      if (settled) return;
+      settled = true;
+      resolve({ code: error.code, reason: reasonOf(error.metadata), response: undefined });
+    });
+  });
 }
 
 function reasonOf(metadata: Metadata | undefined): string | undefined {
@@ -99,11 +124,19 @@ export function httpDriver(t: TestApp, routes: RouteTable, { encodeSlashes }: { 
       }
 
       const token = step.token === undefined ? TEST_ROOT_TOKEN : step.token;
+      const hangUp = new AbortController();
       const response = await fetch(`${t.httpBaseUrl}${url}`, {
         method: route.httpMethod,
         headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
+        signal: hangUp.signal,
       });
+      if (route.method.stream && response.ok) {
+        // An event stream never ends by itself: its opening is the call's success.
+        expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+        hangUp.abort();
+        return { code: status.OK, reason: undefined, response: {} };
+      }
       const text = await response.text();
       const where = `${route.httpMethod} ${url} -> ${response.status} ${text.slice(0, 300)}`;
       expect(response.headers.get('x-request-id'), where).toMatch(/^[A-Za-z0-9._:-]+$/);
