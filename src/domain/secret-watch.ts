@@ -44,7 +44,7 @@ export interface WatchSink {
   /** Resolves when the transport can take the next message (backpressure from a slow client). */
   send(message: WatchMessage): Promise<void>;
   /** Aborted when the client has gone. */
-  readonly signal: AbortSignal | undefined;
+  readonly signal: AbortSignal;
   /** The call's credential checked again, now; rejects (UNAUTHENTICATED) once it no longer authenticates. */
   reauthenticate(): Promise<CallContext>;
 }
@@ -99,7 +99,7 @@ export function createSecretWatch({
       if (after !== undefined && after > head) throw outOfRange(`after is past the newest event of this vault's change stream; resume from a cursor it sent`);
       const subscription = feed.subscribe(after ?? head, head);
       const leave = () => subscription.close();
-      sink.signal?.addEventListener('abort', leave);
+      sink.signal.addEventListener('abort', leave);
 
       /** Credential and policies as of now; ends the stream when they no longer allow it. */
       const recheck = async () => {
@@ -123,10 +123,10 @@ export function createSecretWatch({
       try {
         // At once, so the client knows the stream is open and holds a cursor before any event.
         await heartbeat();
-        while (!sink.signal?.aborted) {
+        while (!sink.signal.aborted) {
           const due = Math.min(lastSent + heartbeatMs, lastChecked + (held.length > 0 ? HELD_RETRY_MS : recheckMs));
           const { events, closed } = await subscription.next(Math.max(0, due - clock()));
-          if (sink.signal?.aborted) return;
+          if (sink.signal.aborted) return;
           if (closed) throw unavailable('the server is stopping: reconnect (to another instance) with the last cursor received');
           for (const event of events) {
             if (event.vaultId === vaultId && event.action === 'vault.delete' && event.outcome === 'success') throw notFound(`vault ${vaultId} has been deleted`);
@@ -148,7 +148,7 @@ export function createSecretWatch({
           if (clock() >= lastSent + heartbeatMs) await heartbeat();
         }
       } finally {
-        sink.signal?.removeEventListener('abort', leave);
+        sink.signal.removeEventListener('abort', leave);
         subscription.close();
       }
     },

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js';
 import type { ApiMethod } from '../rpc/api-method.js';
 import { createHttpListener } from '../tls/http-listener.js';
 import type { ServerTls } from '../tls/server-tls.js';
-import { sanitizeRequestId, type Invoke, type InvokeResult } from '../rpc/invoker.js';
+import { sanitizeRequestId, type Invoke, type InvokeResult, type StreamSink } from '../rpc/invoker.js';
 import { RpcError } from '../rpc/rpc-error.js';
 import { errorBody, type ErrorBodySource } from './error-body.js';
 import { openEventStream, type EventStream } from './event-stream.js';
@@ -143,12 +143,16 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
       // call refused at its start still gets its JSON error and status).
       let events: EventStream | undefined;
       const streamed = route.method.stream ? route : undefined;
-      const write = streamed
-        ? (response: unknown) => {
-            events ??= openEventStream(res, standardHeaders(fallbackRequestId));
-            return events.send(codec.encodeResponse(streamed, response));
-          }
-        : undefined;
+      let sink: StreamSink | undefined;
+      if (streamed) {
+        const gone = new AbortController();
+        res.once('close', () => gone.abort());
+        const write = (response: unknown) => {
+          events ??= openEventStream(res, standardHeaders(fallbackRequestId));
+          return events.send(codec.encodeResponse(streamed, response));
+        };
+        sink = { write, signal: gone.signal };
+      }
       let result: InvokeResult;
       try {
         result = await invoke(
@@ -164,7 +168,7 @@ export function createHttpGateway({ methods, invoke, descriptorSet, maxRequestBy
             forwardedFor: [req.headers['x-forwarded-for'] ?? []].flat().join(', ') || undefined,
             limits: httpCallLimits(req, res),
           },
-          write,
+          sink,
         );
       } catch (error) {
         // invoke has converted, logged and tagged it with the call's request id.

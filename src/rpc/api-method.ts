@@ -27,7 +27,7 @@ export interface ResponseStream<Res = unknown> {
    */
   write(response: Res): Promise<void>;
   /** Aborted when the client cancels or disconnects. */
-  readonly signal: AbortSignal | undefined;
+  readonly signal: AbortSignal;
   /** Authenticates the call's credential again (revocation while the stream is open). */
   reauthenticate(): Promise<CallContext>;
 }

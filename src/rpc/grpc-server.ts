@@ -49,7 +49,11 @@ export function createGrpcServer({
       definition[name] = method.definition;
       implementation[name] = method.stream
         ? (call: StreamingCall) => {
-            invoke(method, call.request, callMeta(call), (response) => (call.write(response) ? Promise.resolve() : drained(call))).then(
+            // Streams only: a watcher must stop at once when its client goes, not at its next write.
+            const gone = new AbortController();
+            call.on('cancelled', () => gone.abort());
+            const write = (response: unknown) => (call.write(response) ? Promise.resolve() : drained(call));
+            invoke(method, call.request, callMeta(call), { write, signal: gone.signal }).then(
               ({ requestId }) => call.end(trailerOf(requestId)),
               // grpc-js's way to end a server stream with a status: the stream's 'error' event.
               (error: RpcError & { requestId?: string }) => call.emit('error', toServiceError(error)),
@@ -208,6 +212,7 @@ interface StreamingCall extends UnaryCall {
   write(message: unknown): boolean;
   end(trailer: Metadata): void;
   emit(event: 'error', error: Partial<ServiceError>): boolean;
+  on(event: 'cancelled', listener: () => void): unknown;
   once(event: StreamEnd, listener: () => void): unknown;
   off(event: StreamEnd, listener: () => void): unknown;
 }

@@ -34,7 +34,15 @@ export interface CallMeta {
  * Throws RpcError on failure. A server-streaming method (`method.stream`) writes its responses
  * to `write` and resolves with no response when its stream ends.
  */
-export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta, write?: (response: unknown) => Promise<void>) => Promise<InvokeResult>;
+export type Invoke = (method: ApiMethod, request: unknown, meta: CallMeta, stream?: StreamSink) => Promise<InvokeResult>;
+
+/** Where a transport takes a server-streaming call's responses. */
+export interface StreamSink {
+  /** Resolves when the transport can take the next response (see ResponseStream.write). */
+  write(response: unknown): Promise<void>;
+  /** Aborted when the client cancels or disconnects, so the stream stops at once. */
+  signal: AbortSignal;
+}
 
 export interface InvokeResult {
   response: unknown;
@@ -69,9 +77,9 @@ export function createInvoker({
   /** Idempotency keys go through here (rpc/idempotent-calls.ts). */
   handle?: HandleCall;
 }): Invoke {
-  return (method, request, meta, write) => runWithCallLimits(meta.limits ?? {}, () => invokeOne(method, request, meta, write));
+  return (method, request, meta, stream) => runWithCallLimits(meta.limits ?? {}, () => invokeOne(method, request, meta, stream));
 
-  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta, write?: (response: unknown) => Promise<void>): Promise<InvokeResult> {
+  async function invokeOne(method: ApiMethod, request: unknown, meta: CallMeta, stream?: StreamSink): Promise<InvokeResult> {
     const started = performance.now();
     const requestId = sanitizeRequestId(meta.requestId) ?? randomUUID();
     const address = clientAddress(meta.peerAddress, meta.forwardedFor);
@@ -95,11 +103,11 @@ export function createInvoker({
         }
       }
       if (method.stream) {
-        if (!write) throw new Error(`${method.fullName} is server-streaming but the transport gave it nowhere to write`);
+        if (!stream) throw new Error(`${method.fullName} is server-streaming but the transport gave it nowhere to write`);
         const principal = context.principal;
         await method.stream(context, request, {
-          write,
-          signal: meta.limits?.signal,
+          write: stream.write,
+          signal: stream.signal,
           // The same check as at the start; a stream of a public method has nothing to re-check.
           reauthenticate: async () =>
             method.requiresAuth ? { principal: await authenticator.authenticate(meta.authorization, requestId, address), requestId, clientAddress: address } : { principal, requestId, clientAddress: address },

@@ -336,7 +336,7 @@ describe('WatchSecrets limits', () => {
     app = await startTestApp({ VAULT_MAX_WATCHERS: '1', VAULT_WATCH_HEARTBEAT_MS: '200' });
   });
 
-  it('sends heartbeats while nothing changes, refuses watchers past the maximum, and ends streams on stop', async () => {
+  it('sends heartbeats while nothing changes, refuses watchers past the maximum, frees a slot when its client goes, and ends streams on stop', async () => {
     const { vault } = await unary(app.clients.vaults, app.clients.vaults.createVault, { name: 'limits', description: '' }, app.auth());
     const watcher = watchGrpc(app, { vaultId: vault!.id });
     await until(() => watcher.heartbeats().length >= 3, 'repeated heartbeats');
@@ -349,8 +349,26 @@ describe('WatchSecrets limits', () => {
     const overHttp = await app.http('GET', `/v1/vaults/${vault!.id}/secret-events`);
     expect(overHttp.status).toBe(429);
 
+    // A client that goes away frees its slot at once, over either transport.
+    const openStreams = async () => Number(/^vault_watch_streams (\d+)$/m.exec((await app.http('GET', '/metrics')).text)![1]);
+    const freed = async () => {
+      const deadline = Date.now() + 10_000;
+      while ((await openStreams()) !== 0) {
+        if (Date.now() > deadline) throw new Error('the slot was not freed');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    watcher.cancel();
+    await freed();
+    const sse = await watchSse(app, `${vault!.id}/secret-events`);
+    expect(sse.response.status).toBe(200);
+    sse.close();
+    await freed();
+    const last = watchGrpc(app, { vaultId: vault!.id });
+    await last.opened();
+
     const stopping = app.close();
-    expect(await watcher.ended()).toBe(status.UNAVAILABLE);
+    expect(await last.ended()).toBe(status.UNAVAILABLE);
     await stopping;
   });
 });
