@@ -11,6 +11,8 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { createTokenSource, type Credentials, type TokenSource } from './credentials.js';
+import { WatchSecretsRequest, type SecretEvent, type WatchSecretsResponse } from '../gen/vault/v1/secret_service.js';
+import { followChanges, type WatchOptions } from './watch.js';
 import { toClientError, UnauthenticatedError, UnavailableError, type VaultClientError } from './errors.js';
 import {
   isReadOnly,
@@ -71,6 +73,12 @@ type ServiceClient<D> = { [K in keyof D as D[K] extends { responseStream: false 
 export type VaultClient = {
   [S in ServiceName]: ServiceClient<(typeof SERVICES)[S]['definition']>;
 } & {
+  /**
+   * Follows changes to a vault's secrets (WatchSecrets) as an async iterable of events, resuming
+   * by cursor after reconnects so none is missed or repeated (see watch.ts). `break` or `signal`
+   * ends it.
+   */
+  watch(request: PartialRequest<WatchSecretsRequest> & { vaultId: string }, options?: WatchOptions): AsyncIterable<SecretEvent>;
   /** Closes the channel; calls after this fail. */
   close(): void;
 };
@@ -130,7 +138,22 @@ export function createVaultClient(options: VaultClientOptions): VaultClient {
     }
   };
 
-  const client: Record<string, unknown> = { close: () => channel.close() };
+  const watchDefinition = SERVICES.secrets.definition.watchSecrets;
+  const client: Record<string, unknown> = {
+    close: () => channel.close(),
+    watch: (request: PartialRequest<WatchSecretsRequest>, watchOptions?: WatchOptions) =>
+      followChanges(
+        {
+          // No deadline: the stream is meant to stay open.
+          open: (message, metadata) =>
+            channel.makeServerStreamRequest<WatchSecretsRequest, WatchSecretsResponse>(watchDefinition.path, watchDefinition.requestSerialize, watchDefinition.responseDeserialize, message, metadata, {}),
+          tokens,
+          backoff: retry,
+        },
+        WatchSecretsRequest.fromPartial(request),
+        watchOptions,
+      ),
+  };
   for (const service of Object.keys(SERVICES) as ServiceName[]) {
     const methods: Record<string, unknown> = {};
     for (const [key, definition] of Object.entries(SERVICES[service].definition) as Array<[string, MethodDefinition<unknown, unknown>]>) {
