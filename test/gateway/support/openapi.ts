@@ -105,10 +105,16 @@ export function validateResponse(operationId: string, status: number, body: unkn
  */
 const CONTRACT_ADDITIONS: Record<string, readonly string[]> = {
   agentToken: ['agent_id'],
-  // The issue asks rotate-key to return {agent, api_key}.
-  rotateAgentKey: ['agent'],
+  // The issue asks rotate-key to return {agent, api_key}; agents and policies carry an AIP-154
+  // etag for guarded updates (issue 11).
+  rotateAgentKey: ['agent', 'etag'],
+  createAgent: ['etag'],
+  getAgent: ['etag'],
+  updateAgent: ['etag'],
+  createPolicy: ['etag'],
+  updatePolicy: ['etag'],
   // GET /v1/agents/me returns the same Agent as GET /v1/agents/{id}.
-  getAgentSelf: ['auth_method', 'token_ttl_seconds'],
+  getAgentSelf: ['auth_method', 'token_ttl_seconds', 'etag'],
   // Audit events carry what the audit issue asks for beyond the hosted schema, and their chain link.
   queryAuditEvents: ['vault_id', 'outcome', 'request_id', 'sequence', 'hash', 'next_page_token'],
   // Issue 12: version items show their rotation stage and read budget; AIP-158 pages (issue 11):
@@ -116,8 +122,8 @@ const CONTRACT_ADDITIONS: Record<string, readonly string[]> = {
   listSecretVersions: ['stage', 'max_access_count', 'access_count', 'next_page_token'],
   listSecrets: ['stage', 'max_access_count', 'access_count', 'next_page_token'],
   listVaults: ['next_page_token'],
-  listAgents: ['next_page_token'],
-  listPolicies: ['next_page_token'],
+  listAgents: ['next_page_token', 'etag'],
+  listPolicies: ['next_page_token', 'etag'],
 };
 
 function isContractAddition(problem: string): boolean {
