@@ -41,28 +41,37 @@ const throwaway = process.env.VAULT_BENCH_DATABASE_URL ? undefined : await start
 const serverUrl = process.env.VAULT_BENCH_DATABASE_URL ?? throwaway!.url;
 const children: ChildProcess[] = [];
 const rss = { maxMiB: 0, sampling: false };
+const suffix = randomBytes(4).toString('hex');
+const databases = ['ref', 'vault'].map((name) => `bench_${name}_${suffix}`);
 try {
   await main();
 } finally {
   for (const child of children) child.kill('SIGKILL');
-  await throwaway?.stop();
+  if (throwaway) await throwaway.stop();
+  else await dropDatabases();
+}
+
+/** On a server that outlives the run, leave nothing behind. */
+async function dropDatabases() {
+  const admin = await createConnection(serverUrl);
+  for (const database of databases) await admin.query(`DROP DATABASE IF EXISTS ${database}`);
+  await admin.end();
 }
 
 async function main() {
-  const suffix = randomBytes(4).toString('hex');
   const admin = await createConnection(serverUrl);
-  for (const name of ['ref', 'vault']) await admin.query(`CREATE DATABASE bench_${name}_${suffix}`);
+  for (const database of databases) await admin.query(`CREATE DATABASE ${database}`);
   const [[durability]] = (await admin.query('SELECT @@innodb_flush_log_at_trx_commit AS flush, @@sync_binlog AS sync_binlog, @@version AS version')) as unknown as [[Record<string, unknown>]];
   await admin.end();
 
   const refPort = await freePort();
-  await spawnServer('reference', ['bench/reference-server.ts'], { REF_DATABASE_URL: `${serverUrl}bench_ref_${suffix}`, REF_PORT: String(refPort), REF_POOL_SIZE: POOL_SIZE }, refPort);
+  await spawnServer('reference', ['bench/reference-server.ts'], { REF_DATABASE_URL: `${serverUrl}${databases[0]}`, REF_PORT: String(refPort), REF_POOL_SIZE: POOL_SIZE }, refPort);
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const vaultProcess = await spawnServer(
     'vault',
     ['src/main.ts'],
     {
-      VAULT_DATABASE_URL: `${serverUrl}bench_vault_${suffix}`,
+      VAULT_DATABASE_URL: `${serverUrl}${databases[1]}`,
       VAULT_DATABASE_POOL_SIZE: POOL_SIZE,
       VAULT_GRPC_PORT: String(grpcPort),
       VAULT_HTTP_PORT: String(httpPort),
