@@ -30,12 +30,22 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 32);
 const POOL_SIZE = String(process.env.BENCH_POOL_SIZE ?? 16);
 const LARGE_VAULT = Number(process.env.BENCH_LARGE_VAULT ?? 20_000);
-const SMALL_VAULT = 1_000;
-const LONG_HISTORY = 3_000;
+const SMALL_VAULT = Number(process.env.BENCH_SMALL_VAULT ?? 1_000);
+const LONG_HISTORY = Number(process.env.BENCH_LONG_HISTORY ?? 3_000);
 const ROOT_TOKEN = `bench-root-${randomBytes(12).toString('hex')}`;
 const VALUE = 'v'.repeat(64);
 
-interface Result { case: string; server: 'reference' | 'vault'; opsPerSecond: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string }
+interface Result {
+  case: string;
+  server: 'reference' | 'vault';
+  opsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** The server process's CPU time (user + system) per successful call. */
+  serverCpuMsPerCall: number;
+  errors: number;
+  firstError?: string;
+}
 
 const throwaway = process.env.VAULT_BENCH_DATABASE_URL ? undefined : await startThrowawayMariadb();
 const serverUrl = process.env.VAULT_BENCH_DATABASE_URL ?? throwaway!.url;
@@ -65,7 +75,7 @@ async function main() {
   await admin.end();
 
   const refPort = await freePort();
-  await spawnServer('reference', ['bench/reference-server.ts'], { REF_DATABASE_URL: `${serverUrl}${databases[0]}`, REF_PORT: String(refPort), REF_POOL_SIZE: POOL_SIZE }, refPort);
+  const referenceProcess = await spawnServer('reference', ['bench/reference-server.ts'], { REF_DATABASE_URL: `${serverUrl}${databases[0]}`, REF_PORT: String(refPort), REF_POOL_SIZE: POOL_SIZE }, refPort);
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const vaultProcess = await spawnServer(
     'vault',
@@ -109,13 +119,13 @@ async function main() {
   const results: Result[] = [];
   // BENCH_CASES=<regexp>: only the cases whose name matches (e.g. for a profile of one of them).
   const only = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES) : undefined;
-  const skipped = (name: string): Result => ({ case: name, server: 'vault', opsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, errors: 0 });
+  const skipped = (name: string): Result => ({ case: name, server: 'vault', opsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, serverCpuMsPerCall: Number.NaN, errors: 0 });
   // Cases are registered first and then measured in interleaved one-second slices (round robin,
   // BENCH_SECONDS rounds after one warm-up round), so a burst of load elsewhere on the machine
   // falls on every case alike instead of on whichever ran at that moment.
   const cases: Case[] = [];
   const run = (name: string, server: Result['server'], operation: (i: number) => Promise<unknown>): Case => {
-    const c: Case = { name, server, operation, latencies: [], errors: 0, counter: 0 };
+    const c: Case = { name, server, operation, latencies: [], errors: 0, counter: 0, cpuMs: 0 };
     if (!only || only.test(name)) cases.push(c);
     return c;
   };
@@ -148,13 +158,16 @@ async function main() {
   for (let round = 0; round <= SECONDS; round++) {
     for (const c of cases) {
       rss.sampling = c.server === 'vault';
+      const pid = (c.server === 'vault' ? vaultProcess : referenceProcess).pid!;
+      const cpuBefore = cpuMsOf(pid);
       await slice(c, round > 0);
+      if (round > 0) c.cpuMs += cpuMsOf(pid) - cpuBefore;
     }
   }
   clearInterval(sampler);
   const summary = new Map(cases.map((c) => [c, summarize(c)]));
   for (const result of summary.values()) {
-    console.log(`${result.case.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+    console.log(`${result.case.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  cpu ${result.serverCpuMsPerCall} ms/call  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
     results.push(result);
   }
   const of = (c: Case): Result => summary.get(c) ?? skipped(c.name);
@@ -187,7 +200,7 @@ async function main() {
   rest.destroy();
   for (const client of [reference, secrets, vaultsClient]) client.close();
   // A clean stop, so a profiling vault writes its profile.
-  await stopGracefully(vaultProcess);
+  await Promise.all([stopGracefully(vaultProcess), stopGracefully(referenceProcess)]);
 }
 
 function stopGracefully(child: ChildProcess): Promise<void> {
@@ -240,6 +253,7 @@ interface Case {
   errors: number;
   firstError?: string;
   counter: number;
+  cpuMs: number;
 }
 
 /** One second of a case at IN_FLIGHT calls in flight; `record` false for the warm-up round. */
@@ -263,7 +277,15 @@ async function slice(c: Case, record: boolean): Promise<void> {
 function summarize(c: Case): Result {
   const latencies = [...c.latencies].sort((a, b) => a - b);
   const at = (q: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
-  return { case: c.name, server: c.server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), errors: c.errors, ...(c.firstError ? { firstError: c.firstError } : {}) };
+  const serverCpuMsPerCall = Number((c.cpuMs / Math.max(1, latencies.length)).toFixed(3));
+  return { case: c.name, server: c.server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), serverCpuMsPerCall, errors: c.errors, ...(c.firstError ? { firstError: c.firstError } : {}) };
+}
+
+/** A process's CPU time so far (utime + stime from /proc), in ms. */
+function cpuMsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // After "pid (comm) ": state is field 0, utime 11, stime 12, in clock ticks (100 per second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 function sampleRss(pid: number) {
@@ -279,7 +301,7 @@ function sampleRss(pid: number) {
 async function spawnServer(name: string, args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
   const log = openSync(join(tmpdir(), `bench-${name}-${process.pid}.log`), 'w');
   // BENCH_CPU_PROF=<dir>: the vault writes a V8 CPU profile there when it stops (node --cpu-prof).
-  const profile = name === 'vault' && process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const profile = name === (process.env.BENCH_CPU_PROF_SERVER ?? 'vault') && process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', log, 'inherit'] });
   children.push(child);
   let exited: number | null | undefined;
