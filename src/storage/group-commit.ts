@@ -8,9 +8,14 @@ import { runOutsideCalls } from './call-deadline.js';
  * error, so a caller never goes on as if its items were written when they were not.
  *
  * A submission is never split across flushes; a batch takes whole submissions up to `maxItems`
- * (a larger single submission forms a batch of its own).
+ * (a larger single submission forms a batch of its own), or up to `batchSize(waiting items)` when
+ * given: a store whose statement differs with the row count keeps to a few sizes that way.
  */
-export function createGroupCommit<T>(flush: (items: T[]) => Promise<void>, maxItems: number): (items: readonly T[]) => Promise<void> {
+export function createGroupCommit<T>(
+  flush: (items: T[]) => Promise<void>,
+  maxItems: number,
+  batchSize: (waiting: number) => number = (waiting) => waiting,
+): (items: readonly T[]) => Promise<void> {
   interface Submission {
     items: readonly T[];
     resolve: () => void;
@@ -20,9 +25,15 @@ export function createGroupCommit<T>(flush: (items: T[]) => Promise<void>, maxIt
   let flushing = false;
 
   function takeBatch(): Submission[] {
+    let available = 0;
+    for (const s of waiting) {
+      if (available + s.items.length > maxItems) break;
+      available += s.items.length;
+    }
+    const limit = Math.max(1, batchSize(available));
     const batch: Submission[] = [waiting.shift()!];
     let size = batch[0]!.items.length;
-    while (waiting.length > 0 && size + waiting[0]!.items.length <= maxItems) {
+    while (waiting.length > 0 && size + waiting[0]!.items.length <= limit) {
       size += waiting[0]!.items.length;
       batch.push(waiting.shift()!);
     }

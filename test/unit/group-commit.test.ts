@@ -92,3 +92,18 @@ describe('group commit', () => {
     expect(seen).toEqual({});
   });
 });
+
+describe('group commit with a batch size policy', () => {
+  it('takes only as many waiting items as the policy allows, and the rest in the next flush', async () => {
+    const f = controlledFlush();
+    const powerOfTwo = (n: number) => 2 ** Math.floor(Math.log2(n));
+    const submit = createGroupCommit(f.flush, 100, powerOfTwo);
+    const all = [submit(['a']), ...['b', 'c', 'd', 'e', 'f', 'g'].map((x) => submit([x]))];
+    for (let i = 0; i < 3; i++) {
+      f.pending[i]!.resolve();
+      await f.settled();
+    }
+    await Promise.all(all);
+    expect(f.batches).toEqual([['a'], ['b', 'c', 'd', 'e'], ['f', 'g']]);
+  });
+});

@@ -17,6 +17,13 @@ export async function insertAuditEvents(sql: Sql, events: readonly AuditRecord[]
   }
 }
 
+/** 1, 2, 4, ...: statement sizes that keep the number of distinct prepared statements small. */
+export function largestPowerOfTwoAtMost(n: number): number {
+  let size = 1;
+  while (size * 2 <= n) size *= 2;
+  return size;
+}
+
 /** Every audit event in the order written. For tests and tools; the audit API will add filters. */
 export async function listAuditEvents(sql: Sql): Promise<AuditRecord[]> {
   const rows = await sql.select(`SELECT ${AUDIT_COLUMNS} FROM audit_events ORDER BY seq`);

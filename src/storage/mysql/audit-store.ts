@@ -2,6 +2,7 @@ import type { AuditFilter, AuditStore, ChainHead, ChainLinker, StoredAuditEvent 
 import type { Row, Sql, SqlParam } from './pool.js';
 import { AUDIT_COLUMNS, integer, text, toAuditRecord, unexpected, utf8 } from './row-mapping.js';
 import { requireLease } from './lease-store.js';
+import { largestPowerOfTwoAtMost } from './audit-log.js';
 import { inTransaction, withConnection, type Database } from './transaction.js';
 
 /**
@@ -149,12 +150,6 @@ async function writeLinks(sql: Sql, links: readonly Link[]): Promise<void> {
 }
 
 const MAX_CHUNK = 256;
-
-function largestPowerOfTwoAtMost(n: number): number {
-  let size = 1;
-  while (size * 2 <= n) size *= 2;
-  return size;
-}
 
 async function selectHead(sql: Sql, lock: '' | 'FOR UPDATE'): Promise<ChainHead> {
   const [row] = await sql.select(`SELECT chain_index, hash, event_id FROM audit_chain_head WHERE id = 1 ${lock}`);
