@@ -19,6 +19,7 @@ import { createIdempotency } from './domain/idempotency.js';
 import { createPageTokens } from './domain/paging.js';
 import { createPolicyService } from './domain/policy-service.js';
 import { createRotationScheduler, type RotationScheduler } from './domain/rotation-scheduler.js';
+import { createExpiryRecorder, type ExpiryRecorder } from './domain/expiry-recorder.js';
 import { createSecretService } from './domain/secret-service.js';
 import { createSecretWatch } from './domain/secret-watch.js';
 import { createTokenExchange } from './domain/token-exchange.js';
@@ -65,6 +66,8 @@ export interface App {
   reloadTls(): CertificateSummary | undefined;
   /** Scheduled rotation; its timer runs `tick` every second unless the app was started without it. */
   readonly rotationScheduler: RotationScheduler;
+  /** Records expired versions once each; its timer runs `tick` every VAULT_EXPIRY_CHECK_MS unless the app was started without it. */
+  readonly expiryRecorder: ExpiryRecorder;
   /** Deletes expired idempotency keys (what its timer does every minute); returns how many. */
   expireIdempotencyKeys(): Promise<number>;
   /** Stops accepting calls, finishes in-flight ones, closes storage. */
@@ -77,10 +80,12 @@ export interface AppOptions {
   now?: () => Date;
   /** How often the rotation scheduler ticks; null starts no timer (tests call tick). Default 1000. */
   rotationTickMs?: number | null;
+  /** How often the expiry recorder ticks; null starts no timer (tests call tick). Default: config.expiryCheckMs. */
+  expiryTickMs?: number | null;
 }
 
 /** The composition root: the only place concrete implementations are chosen and wired. */
-export async function startApp(config: Config, logger: Logger, { now = () => new Date(), rotationTickMs = 1000 }: AppOptions = {}): Promise<App> {
+export async function startApp(config: Config, logger: Logger, { now = () => new Date(), rotationTickMs = 1000, expiryTickMs = config.expiryCheckMs }: AppOptions = {}): Promise<App> {
   const devMode = config.databaseUrl === undefined;
   let storage: Storage | undefined;
   let watchStreams = () => 0;
@@ -104,6 +109,11 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       secrets,
       now,
       onError: (error, where) => logger.warn({ err: error, ...where }, 'scheduled rotation failed; will retry'),
+    });
+    const expiryRecorder = createExpiryRecorder({
+      storage,
+      now,
+      onError: (error, where) => logger.warn({ err: error, ...where }, 'recording an expired version failed; will retry'),
     });
     const audit = createAuditService({ storage, access, chain: createAuditChain(keyring, await openRetiredAuditKeys(storage, barrier)), pages });
     const idempotency = createIdempotency({
@@ -159,6 +169,9 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
     const rotationTimer = startTicker(() => rotationScheduler.tick(), rotationTickMs, (error) =>
       logger.warn({ err: error }, 'finding due rotations failed; will retry'),
     );
+    const expiryTimer = startTicker(() => expiryRecorder.tick(), expiryTickMs, (error) =>
+      logger.warn({ err: error }, 'finding expired versions failed; will retry'),
+    );
     const tls = config.tls ? createServerTls(config.tls, config.tlsMaterial) : undefined;
     const grpc = createGrpcServer({ methods, invoke, descriptorSet, tls });
     const metricsEndpoint = createMetricsEndpoint({ metrics, rootToken, unauthenticated: config.metricsUnauthenticated });
@@ -205,6 +218,7 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
       },
       reloadTls: () => tls?.reload().summary,
       rotationScheduler,
+      expiryRecorder,
       expireIdempotencyKeys: () => idempotency.expire(),
       async stop() {
         // Open streams end first (UNAVAILABLE: reconnect with the last cursor), so nothing holds the listeners open.
@@ -212,12 +226,14 @@ export async function startApp(config: Config, logger: Logger, { now = () => new
         await healthTimer.stop();
         grpc.health.setStatus('', 'NOT_SERVING');
         await rotationTimer.stop();
+        await expiryTimer.stop();
         await idempotencyExpiry.stop();
         await Promise.all([grpc.shutdown(config.shutdownGraceMs), http.close(config.shutdownGraceMs), metricsServer?.close()]);
         await failureFlusher.stop();
         await sealer.stop();
         await audit.stopSealing().catch(() => {});
         await idempotency.stop().catch(() => {});
+        await expiryRecorder.stop().catch(() => {});
         await storage!.close();
       },
     };

@@ -43,6 +43,8 @@ export interface Config {
   maxWatchers: number;
   /** A watch stream quiet this long gets a heartbeat (proxies close idle streams). */
   watchHeartbeatMs: number;
+  /** How often an instance looks for versions that expired, to record each once (version_expired). */
+  expiryCheckMs: number;
   /** Peers whose X-Forwarded-For names the client (IP addresses or CIDR blocks); empty: none. */
   trustedProxies: string[];
   /** Failed authentications per minute allowed per client address and per agent id. */
@@ -148,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idempotencyRetentionSeconds: integer('VAULT_IDEMPOTENCY_RETENTION_SECONDS', 86_400, 1, 30 * 86_400),
     maxWatchers: integer('VAULT_MAX_WATCHERS', 1000, 0, 1_000_000),
     watchHeartbeatMs: integer('VAULT_WATCH_HEARTBEAT_MS', 15_000, 100, 3_600_000),
+    expiryCheckMs: integer('VAULT_EXPIRY_CHECK_MS', 1000, 100, 3_600_000),
     trustedProxies,
     authFailuresPerAddress: integer('VAULT_AUTH_FAILURES_PER_ADDRESS', 100, 1, 1_000_000),
     authFailuresPerAgent: integer('VAULT_AUTH_FAILURES_PER_AGENT', 300, 1, 1_000_000),

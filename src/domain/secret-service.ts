@@ -255,7 +255,12 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       auditEvent(context, at, { action: 'secret.read', resourceType: 'secret', resourceId: path, vaultId, details: { version: version.version } }),
     ];
     if (version.maxAccessCount > 0) {
-      if (!(await storage.secrets.consumeRead(vaultId, path, version.version, events))) {
+      // The read that takes the last of the budget says so in its own transaction, for watchers.
+      const spend = ({ accessCount }: { accessCount: number }) =>
+        accessCount < version.maxAccessCount
+          ? events
+          : [...events, auditEvent(context, at, { action: 'secret.budget_spent', resourceType: 'secret', resourceId: path, vaultId, details: { version: version.version } })];
+      if (!(await storage.secrets.consumeRead(vaultId, path, version.version, spend))) {
         // Another reader took the last read, or the version was disabled or deleted meanwhile.
         throw exhausted();
       }

@@ -7,7 +7,14 @@ import type { CallContext } from './principal.js';
 import type { VaultService } from './vault-service.js';
 import { MAX_PATH_BYTES, quote, requirePath, requireUuid } from './validation.js';
 
-export type SecretChangeType = 'version_created' | 'version_disabled' | 'version_enabled' | 'version_promoted' | 'secret_deleted';
+export type SecretChangeType =
+  | 'version_created'
+  | 'version_disabled'
+  | 'version_enabled'
+  | 'version_promoted'
+  | 'version_expired'
+  | 'version_budget_spent'
+  | 'secret_deleted';
 
 /** A committed change to a secret as watchers see it: which version, who, when; never a value. */
 export interface SecretChange {
@@ -208,6 +215,10 @@ export function toChange(event: StoredAuditEvent): SecretChange | undefined {
       return { ...base, type: 'version_enabled' };
     case 'secret.promote':
       return { ...base, type: 'version_promoted', replacedVersion: typeof details.replaced === 'number' ? details.replaced : 0 };
+    case 'secret.expire':
+      return { ...base, type: 'version_expired' };
+    case 'secret.budget_spent':
+      return { ...base, type: 'version_budget_spent' };
     case 'secret.delete':
       return { ...base, type: 'secret_deleted', version: 0 };
     default:

@@ -89,6 +89,14 @@ export interface DueRotation {
   policy: RotationSchedule;
 }
 
+/** A version whose expires_at has passed and whose expiry is not yet recorded. */
+export interface ExpiredVersion {
+  vaultId: string;
+  path: string;
+  version: number;
+  expiresAt: Date;
+}
+
 /** What an append learns before it writes: the number it got and the path's newest version. */
 export interface AppendContext {
   /** The number this version will have (previous highest + 1, never reused). */

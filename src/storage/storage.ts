@@ -14,6 +14,7 @@ import type {
   AuditRecord,
   NewSecretVersion,
   DueRotation,
+  ExpiredVersion,
   PathSchedule,
   PromoteOutcome,
   SecretLookup,
@@ -117,9 +118,23 @@ export interface SecretStore {
   /**
    * Spends one read of a version with a read budget: succeeds only while the version is not
    * disabled or deleted and `accessCount < maxAccessCount`. With N reads allowed and any number
-   * of concurrent callers, exactly N calls return true.
+   * of concurrent callers, exactly N calls return true. `audit` may be a function of the version's
+   * access count after this read (under the row lock, so exact), e.g. to record the last read.
    */
-  consumeRead(vaultId: string, path: string, version: number, audit: AuditRecord[]): Promise<boolean>;
+  consumeRead(vaultId: string, path: string, version: number, audit: AuditRecord[] | ((spent: { accessCount: number }) => AuditRecord[])): Promise<boolean>;
+
+  /**
+   * Versions (deleted ones included) whose expires_at is at or before `at` and whose expiry is not
+   * yet recorded, soonest first.
+   */
+  unrecordedExpiries(at: Date, limit: number): Promise<ExpiredVersion[]>;
+
+  /**
+   * Marks a version's expiry recorded, once (a conditional update on the mark): of any number of
+   * concurrent callers, one gets true and writes `audit` with the mark. A deleted version is
+   * marked without `audit` (false): its path's delete already ended it. False when already marked.
+   */
+  recordExpiry(vaultId: string, path: string, version: number, at: Date, audit: AuditRecord[]): Promise<boolean>;
 
   /** Every version of a path that is not deleted, newest first; `page.after` = versions below it. */
   listVersions(vaultId: string, path: string, page?: KeysetPage<number>): Promise<SecretVersionRecord[]>;

@@ -45,6 +45,19 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
     });
     const put = (path: string, value: string, extra: Partial<NewSecretVersion> = {}) =>
       storage.secrets.append(vault.id, path, () => fields(value, extra), () => []);
+    const auditRecord = (action: string, path: string): AuditRecord => ({
+      id: randomUUID(),
+      action,
+      actorType: 'system',
+      actorId: 'system',
+      resourceType: 'secret',
+      resourceId: path,
+      vaultId: vault.id,
+      outcome: 'success',
+      details: { version: 1 },
+      requestId: 'req-expiry',
+      createdAt: new Date('2026-05-01T00:00:00.000Z'),
+    });
 
     describe('vaults', () => {
       it('creates, gets, lists oldest first and deletes vaults', async () => {
@@ -213,6 +226,53 @@ export function storageContract(name: string, open: () => Promise<{ storage: Sto
         await storage.secrets.setDisabled(vault.id, 'p', 1, false, []);
         await storage.secrets.delete(vault.id, 'p', []);
         expect(await storage.secrets.consumeRead(vault.id, 'p', 1, [])).toBe(false);
+      });
+    });
+
+    describe('read budgets: the count after a read', () => {
+      it('tells the audit callback the exact count after each spend, so only the last read records the budget spent', async () => {
+        await put('twice', 'x', { maxAccessCount: 2 });
+        const spent = (accessCount: number) => (accessCount === 2 ? [auditRecord('secret.budget_spent', 'twice')] : []);
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () => storage.secrets.consumeRead(vault.id, 'twice', 1, ({ accessCount }) => [auditRecord('secret.read', 'twice'), ...spent(accessCount)])),
+        );
+        expect(results.filter(Boolean)).toHaveLength(2);
+        const actions = (await storage.audit.list({ resourceId: 'twice', limit: 20, offset: 0 })).map((e) => e.action);
+        expect(actions.sort()).toEqual(['secret.budget_spent', 'secret.read', 'secret.read']);
+      });
+    });
+
+    describe('expiry records', () => {
+      const at = new Date('2026-05-01T00:00:00.000Z');
+      const before = (ms: number) => new Date(at.getTime() - ms);
+
+      it('lists expired versions not yet recorded, soonest first, and records each exactly once under concurrency', async () => {
+        await put('later', 'x', { expiresAt: new Date(at.getTime() + 1000) });
+        await put('never', 'x');
+        await put('p', 'one', { expiresAt: before(1000) });
+        await put('p', 'two', { expiresAt: before(5000) });
+        expect(await storage.secrets.unrecordedExpiries(at, 10)).toEqual([
+          { vaultId: vault.id, path: 'p', version: 2, expiresAt: before(5000) },
+          { vaultId: vault.id, path: 'p', version: 1, expiresAt: before(1000) },
+        ]);
+        expect(await storage.secrets.unrecordedExpiries(at, 1)).toHaveLength(1);
+
+        const results = await Promise.all(Array.from({ length: 8 }, () => storage.secrets.recordExpiry(vault.id, 'p', 2, at, [auditRecord('secret.expire', 'p')])));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await storage.audit.list({ action: 'secret.expire', limit: 20, offset: 0 })).map((e) => e.resourceId)).toEqual(['p']);
+        expect((await storage.secrets.unrecordedExpiries(at, 10)).map((e) => e.version)).toEqual([1]);
+        // Not yet expired by the caller's clock: nothing to record.
+        expect(await storage.secrets.recordExpiry(vault.id, 'later', 1, at, [auditRecord('secret.expire', 'later')])).toBe(false);
+        expect(await storage.secrets.recordExpiry(vault.id, 'never', 1, at, [])).toBe(false);
+      });
+
+      it('marks a deleted version without writing its event, so it leaves the scan', async () => {
+        await put('gone', 'x', { expiresAt: before(1000) });
+        await storage.secrets.delete(vault.id, 'gone', []);
+        expect((await storage.secrets.unrecordedExpiries(at, 10)).map((e) => e.path)).toEqual(['gone']);
+        expect(await storage.secrets.recordExpiry(vault.id, 'gone', 1, at, [auditRecord('secret.expire', 'gone')])).toBe(false);
+        expect(await storage.secrets.unrecordedExpiries(at, 10)).toEqual([]);
+        expect(await storage.audit.list({ action: 'secret.expire', limit: 20, offset: 0 })).toEqual([]);
       });
     });
 

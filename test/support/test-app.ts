@@ -79,7 +79,7 @@ export interface HttpResult {
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  { clock, rotationTickMs }: { clock?: TestClock; rotationTickMs?: AppOptions['rotationTickMs'] } = {},
+  { clock, rotationTickMs, expiryTickMs }: { clock?: TestClock; rotationTickMs?: AppOptions['rotationTickMs']; expiryTickMs?: AppOptions['expiryTickMs'] } = {},
 ): Promise<TestApp> {
   const logs: string[] = [];
   const sink = new Writable({
@@ -97,7 +97,11 @@ export async function startTestApp(
     ...env,
   });
   const now = clock ? () => clock.now() : () => new Date();
-  const app = await startApp(config, createLogger('info', sink), { now, ...(rotationTickMs === undefined ? {} : { rotationTickMs }) });
+  const app = await startApp(config, createLogger('info', sink), {
+    now,
+    ...(rotationTickMs === undefined ? {} : { rotationTickMs }),
+    ...(expiryTickMs === undefined ? {} : { expiryTickMs }),
+  });
   const grpcAddress = `127.0.0.1:${app.grpcPort}`;
   const httpBaseUrl = `http://127.0.0.1:${app.httpPort}`;
   const insecure = credentials.createInsecure();

@@ -1,6 +1,7 @@
 import type {
   AuditRecord,
   DueRotation,
+  ExpiredVersion,
   PathSchedule,
   SecretStage,
   SecretStore,
@@ -23,6 +24,8 @@ interface PathState {
   deleted: boolean;
   versions: SecretVersionRecord[];
   schedule: PathSchedule;
+  /** Versions whose expiry has been recorded (SecretStore.recordExpiry). */
+  expiryRecorded: Set<number>;
 }
 
 const NO_SCHEDULE: PathSchedule = { policy: null, nextRotationAt: null, lastRotatedAt: null };
@@ -97,7 +100,7 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
   ): SecretVersionRecord | null {
     if (!vaults.has(vaultId)) throw new VaultMissingError(vaultId);
     const byPath = pathsOf(vaultId);
-    const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [], schedule: { ...NO_SCHEDULE } };
+    const state = byPath.get(path) ?? { lastVersion: 0, deleted: false, versions: [], schedule: { ...NO_SCHEDULE }, expiryRecorded: new Set<number>() };
     const version = state.lastVersion + 1;
     const previous = withPrevious ? (live(state).at(-1) ?? null) : null;
     // build may throw: nothing has been changed yet.
@@ -181,6 +184,30 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
       if (!found || found.disabled || found.deleted) return false;
       if (found.maxAccessCount > 0 && found.accessCount >= found.maxAccessCount) return false;
       found.accessCount += 1;
+      record(typeof audit === 'function' ? audit({ accessCount: found.accessCount }) : audit);
+      return true;
+    },
+
+    async unrecordedExpiries(at, limit) {
+      const expired: ExpiredVersion[] = [];
+      for (const [vaultId, byPath] of paths) {
+        for (const [path, state] of byPath) {
+          for (const v of state.versions) {
+            if (v.expiresAt && v.expiresAt.getTime() <= at.getTime() && !state.expiryRecorded.has(v.version)) {
+              expired.push({ vaultId, path, version: v.version, expiresAt: new Date(v.expiresAt) });
+            }
+          }
+        }
+      }
+      return expired.sort((a, b) => a.expiresAt.getTime() - b.expiresAt.getTime()).slice(0, limit);
+    },
+
+    async recordExpiry(vaultId, path, version, at, audit) {
+      const state = paths.get(vaultId)?.get(path);
+      const found = state?.versions.find((v) => v.version === version);
+      if (!state || !found?.expiresAt || found.expiresAt.getTime() > at.getTime() || state.expiryRecorded.has(version)) return false;
+      state.expiryRecorded.add(version);
+      if (found.deleted) return false;
       record(audit);
       return true;
     },

@@ -340,6 +340,19 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: ['ALTER TABLE audit_events DROP KEY audit_events_id, DROP KEY audit_events_by_vault'],
     applied: async (p) => !(await p.hasIndex('audit_events', 'audit_events_id')) && !(await p.hasIndex('audit_events', 'audit_events_by_vault')),
   },
+  {
+    version: 19,
+    // The expiry recorder's mark (domain/expiry-recorder.ts): set once, by the conditional update
+    // that also decides who writes the secret.expire event. The key leads with the mark, so the
+    // scan reads only unrecorded rows, in expires_at order, however many were recorded before.
+    name: 'add_secret_version_expiry_recorded_at',
+    statements: [
+      `ALTER TABLE secret_versions ADD COLUMN expiry_recorded_at DATETIME(6) NULL,
+        ADD KEY secret_versions_by_unrecorded_expiry (expiry_recorded_at, expires_at)`,
+    ],
+    // One ALTER, atomic: the column and the key are there together or not at all.
+    applied: async (p) => (await p.hasColumns('secret_versions', ['expiry_recorded_at'])) && (await p.hasIndex('secret_versions', 'secret_versions_by_unrecorded_expiry')),
+  },
 ];
 
 /** The lease migrations run under; its holder is one migrate() call. */

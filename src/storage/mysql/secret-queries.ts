@@ -1,8 +1,8 @@
-import type { DueRotation, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
+import type { DueRotation, ExpiredVersion, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
 import { limitOf } from './keyset.js';
 import type { Sql } from './pool.js';
 import { VersionMismatchError } from '../storage-errors.js';
-import { date, dateOrNull, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
+import { date, dateOrNull, integer, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
 /**
  * The SQL of the secret store, one function per statement. Paths and vault ids are bound as bytes
@@ -200,12 +200,39 @@ export async function selectLookup(sql: Sql, vaultId: string, path: string, sele
 }
 
 /** Spends one read in a single conditional UPDATE: the row lock makes concurrent spenders queue. */
-export async function spendRead(sql: Sql, vaultId: string, path: string, version: number): Promise<boolean> {
-  const { affectedRows } = await sql.change(
-    `UPDATE secret_versions SET access_count = access_count + 1
+/**
+ * Spends one read; the version's access count after it, or null when nothing was spent. The
+ * count comes from the OK packet (LAST_INSERT_ID(expr), as in claimNextVersion): never 0 here.
+ */
+export async function spendRead(sql: Sql, vaultId: string, path: string, version: number): Promise<number | null> {
+  const { affectedRows, insertId } = await sql.change(
+    `UPDATE secret_versions SET access_count = LAST_INSERT_ID(access_count + 1)
      WHERE vault_id = ? AND path = ? AND version = ? AND disabled = 0 AND deleted = 0
        AND (max_access_count = 0 OR access_count < max_access_count)`,
     [...key(vaultId, path), version],
+  );
+  if (affectedRows !== 1) return null;
+  if (!Number.isSafeInteger(insertId) || insertId < 1) throw new Error(`spending a read got an unexpected access count (${insertId})`);
+  return insertId;
+}
+
+/** Range on secret_versions_by_unrecorded_expiry: the unrecorded rows, by expires_at. */
+export async function selectUnrecordedExpiries(sql: Sql, at: Date, limit: number): Promise<ExpiredVersion[]> {
+  const rows = await sql.select(
+    `SELECT vault_id, path, version, expires_at FROM secret_versions
+     WHERE expiry_recorded_at IS NULL AND expires_at <= ?
+     ORDER BY expires_at LIMIT ${Math.max(1, Math.floor(limit))}`,
+    [at],
+  );
+  return rows.map((row) => ({ vaultId: text(row, 'vault_id'), path: text(row, 'path'), version: integer(row, 'version'), expiresAt: date(row, 'expires_at') }));
+}
+
+/** Marks one expired version's expiry recorded if it is not yet; true when this call did (affectedRows decides). */
+export async function markExpiryRecorded(sql: Sql, vaultId: string, path: string, version: number, at: Date, deleted: boolean): Promise<boolean> {
+  const { affectedRows } = await sql.change(
+    `UPDATE secret_versions SET expiry_recorded_at = ?
+     WHERE vault_id = ? AND path = ? AND version = ? AND deleted = ? AND expiry_recorded_at IS NULL AND expires_at <= ?`,
+    [at, ...key(vaultId, path), version, deleted ? 1 : 0, at],
   );
   return affectedRows === 1;
 }

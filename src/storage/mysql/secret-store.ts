@@ -10,10 +10,12 @@ import {
   insertVersion,
   lockLivePath,
   markDeleted,
+  markExpiryRecorded,
   newestLiveVersion,
   requireNewestVersion,
   selectLiveVersions,
   selectDueRotations,
+  selectUnrecordedExpiries,
   selectLookup,
   selectSchedule,
   selectNewestPerPath,
@@ -59,11 +61,26 @@ export function createSecretStore(db: Database): SecretStore {
     consumeRead: (vaultId, path, version, audit) =>
       onPath(vaultId, path, () =>
         inTransaction(db, async (sql) => {
-          if (!(await spendRead(sql, vaultId, path, version))) return false;
-          await insertAuditEvents(sql, audit);
+          const accessCount = await spendRead(sql, vaultId, path, version);
+          if (accessCount === null) return false;
+          await insertAuditEvents(sql, typeof audit === 'function' ? audit({ accessCount }) : audit);
           return true;
         }),
       ),
+
+    unrecordedExpiries: (at, limit) => withConnection(db, (sql) => selectUnrecordedExpiries(sql, at, limit)),
+
+    // One row, no path lock: the mark's condition is the claim. A live version is recorded with its
+    // event; failing that, a deleted one is marked silently so it leaves the scan.
+    recordExpiry: (vaultId, path, version, at, audit) =>
+      inTransaction(db, async (sql) => {
+        if (await markExpiryRecorded(sql, vaultId, path, version, at, false)) {
+          await insertAuditEvents(sql, audit);
+          return true;
+        }
+        await markExpiryRecorded(sql, vaultId, path, version, at, true);
+        return false;
+      }),
 
     listVersions: (vaultId, path, page) => withConnection(db, (sql) => selectLiveVersions(sql, vaultId, path, page)),
 
