@@ -2,7 +2,8 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SecretEvent, WatchSecretsRequest, WatchSecretsResponse } from '../../src/gen/vault/v1/secret_service.js';
 import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
-import { createTestClock, startTestApp, unary, type TestApp } from '../support/test-app.js';
+import { decodeCursor, encodeCursor } from '../../src/domain/secret-watch.js';
+import { createTestClock, startTestApp, unary, type TestApp, type TestClock } from '../support/test-app.js';
 
 /** Polls `condition` until it holds, failing after `ms`: arrival is awaited, never timed. */
 async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -228,6 +229,43 @@ function watchSuite(instances: () => { a: TestApp; b: TestApp }) {
     expect(await watcher.ended()).toBe(status.PERMISSION_DENIED);
   });
 
+  it('shows version_budget_spent after the read that takes the last of a budget of 2, and not after the first', async () => {
+    const vaultId = await newVault('watch-budget');
+    const watcher = watchGrpc(b, { vaultId, prefix: 'budget/' });
+    await watcher.opened();
+    await unary(a.clients.secrets, a.clients.secrets.putSecret, { vaultId, path: 'budget/once', value: 'budget-canary-value', type: '', metadata: undefined, expiresAt: undefined, maxAccessCount: 2 }, a.auth());
+    const read = () => unary(a.clients.secrets, a.clients.secrets.getSecret, { vaultId, path: 'budget/once' }, a.auth());
+    expect((await read()).secret!.value).toBe('budget-canary-value');
+    // A change after the first read, so an event that read caused would have arrived before it.
+    await put(vaultId, 'budget/sentinel-1', 'x');
+    await until(() => watcher.events().some((e) => e.path === 'budget/sentinel-1'), 'the first sentinel');
+    expect(watcher.events().map((e) => e.type)).toEqual(['version_created', 'version_created']);
+
+    await read();
+    await expect(read()).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
+    await put(vaultId, 'budget/sentinel-2', 'x');
+    await until(() => watcher.events().some((e) => e.path === 'budget/sentinel-2'), 'the second sentinel');
+    expect(watcher.events().map((e) => [e.type, e.path, e.version, e.actor])).toEqual([
+      ['version_created', 'budget/once', 1, 'root'],
+      ['version_created', 'budget/sentinel-1', 1, 'root'],
+      ['version_budget_spent', 'budget/once', 1, 'root'],
+      ['version_created', 'budget/sentinel-2', 1, 'root'],
+    ]);
+    expect(JSON.stringify(watcher.messages)).not.toContain('canary-value');
+    watcher.cancel();
+
+    // Audited with the read that spent it (newest first), and the chain still verifies.
+    const audit = await unary(a.clients.audit, a.clients.audit.listAuditEvents, { action: '', actorId: '', resourceId: 'budget/once', from: undefined, to: undefined, limit: 10, offset: 0, pageSize: 0, pageToken: '' }, a.auth());
+    expect(audit.events.map((e) => [e.action, e.actorType])).toEqual([
+      ['secret.budget_spent', 'root'],
+      ['secret.read', 'root'],
+      ['secret.read', 'root'],
+      ['secret.write', 'root'],
+    ]);
+    const verified = await unary(b.clients.audit, b.clients.audit.verifyAuditChain, {}, b.auth());
+    expect(verified).toMatchObject({ chainValid: true });
+  });
+
   it('reports staging, promotion, enabling and deletion, and ends when the vault is deleted', async () => {
     const vaultId = await newVault('watch-kinds');
     const watcher = watchGrpc(b, { vaultId, path: 'svc/key' });
@@ -326,6 +364,89 @@ describe('WatchSecrets and scheduled rotation', () => {
       watcher.cancel();
     } finally {
       await app.close();
+    }
+  });
+});
+
+/**
+ * Expiry on `apps` (sharing one store), all on one injected clock, the recorder ticked by hand:
+ * each expired live version shows once as version_expired, however many instances tick.
+ */
+async function expectEachExpiryOnce(apps: TestApp[], clock: TestClock) {
+  const [a, b] = [apps[0]!, apps.at(-1)!];
+  const { vault } = await unary(a.clients.vaults, a.clients.vaults.createVault, { name: 'expiry', description: '' }, a.auth());
+  const vaultId = vault!.id;
+  const put = (path: string, expiresAt: Date | undefined) =>
+    unary(a.clients.secrets, a.clients.secrets.putSecret, { vaultId, path, value: 'expiry-canary-value', type: '', metadata: undefined, expiresAt, maxAccessCount: 0 }, a.auth());
+  const inAMinute = new Date(clock.now().getTime() + 60_000);
+  await put('exp/short', inAMinute);
+  await put('exp/disabled', inAMinute);
+  await unary(a.clients.secrets, a.clients.secrets.disableSecretVersion, { vaultId, path: 'exp/disabled', version: 1 }, a.auth());
+  await put('exp/deleted', inAMinute);
+  await unary(a.clients.secrets, a.clients.secrets.deleteSecret, { vaultId, path: 'exp/deleted' }, a.auth());
+  await put('exp/long', new Date(clock.now().getTime() + 3600_000));
+  await put('exp/never', undefined);
+  const tickAll = async () => (await Promise.all(apps.map((t) => t.app.expiryRecorder.tick()))).reduce((x, y) => x + y, 0);
+
+  const watcher = watchGrpc(b, { vaultId, prefix: 'exp/' });
+  await watcher.opened();
+  // Not yet expired: nothing is recorded however often every instance looks.
+  clock.advance(59_000);
+  expect(await tickAll()).toBe(0);
+  clock.advance(2000);
+  expect(await tickAll()).toBe(2);
+  expect(await tickAll()).toBe(0);
+  await expect(unary(a.clients.secrets, a.clients.secrets.getSecret, { vaultId, path: 'exp/short' }, a.auth())).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
+
+  // A change after the records, so a second record of either would have arrived before it.
+  await put('exp/sentinel', undefined);
+  await until(() => watcher.events().some((e) => e.path === 'exp/sentinel'), 'the sentinel');
+  const expired = watcher.events().filter((e) => e.type === 'version_expired');
+  expect(expired.map((e) => [e.path, e.version, e.actor]).sort()).toEqual([
+    ['exp/disabled', 1, 'system'],
+    ['exp/short', 1, 'system'],
+  ]);
+  expect(JSON.stringify(watcher.messages)).not.toContain('canary-value');
+  watcher.cancel();
+
+  // Over SSE too: the event's name is its type.
+  const sse = await watchSse(b, `${vaultId}/secret-events?path=exp/short`, { 'last-event-id': encodeCursor(decodeCursor(expired[0]!.cursor) - 1) });
+  await until(() => sse.events().length > 0, 'the expiry over SSE');
+  expect(sse.events()[0]).toMatchObject({ type: 'version_expired', data: { path: 'exp/short', version: 1, actor: 'system' } });
+  sse.close();
+
+  const audit = await unary(a.clients.audit, a.clients.audit.listAuditEvents, { action: 'secret.expire', actorId: '', resourceId: '', from: undefined, to: undefined, limit: 10, offset: 0, pageSize: 0, pageToken: '' }, a.auth());
+  expect(audit.events.map((e) => [e.resourceId, e.actorType]).sort()).toEqual([
+    ['exp/disabled', 'system'],
+    ['exp/short', 'system'],
+  ]);
+  const verified = await unary(b.clients.audit, b.clients.audit.verifyAuditChain, {}, b.auth());
+  expect(verified).toMatchObject({ chainValid: true });
+}
+
+describe('WatchSecrets and expiry on memory storage', () => {
+  it('shows one version_expired per expired live version, as the system, once the clock passes expires_at', async () => {
+    const clock = createTestClock();
+    const app = await startTestApp({}, { clock, expiryTickMs: null });
+    try {
+      await expectEachExpiryOnce([app], clock);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describeWithDatabase('WatchSecrets and expiry across two instances on one MySQL database', () => {
+  it('records each expiry exactly once with both instances running the job', async () => {
+    const db = (await createTestDatabase())!;
+    const clock = createTestClock();
+    const apps: TestApp[] = [];
+    try {
+      for (let i = 0; i < 2; i++) apps.push(await startTestApp({ VAULT_DATABASE_URL: db.url }, { clock, expiryTickMs: null }));
+      await expectEachExpiryOnce(apps, clock);
+    } finally {
+      await Promise.all(apps.map((t) => t.close()));
+      await db.drop();
     }
   });
 });
