@@ -552,8 +552,10 @@ export interface SecretEvent {
   /** Opaque; pass it as WatchSecretsRequest.after to resume after this event. */
   cursor: string;
   /**
-   * `version_created`, `version_disabled`, `version_enabled`, `version_promoted` or
-   * `secret_deleted`.
+   * `version_created`, `version_disabled`, `version_enabled`, `version_promoted`,
+   * `version_expired` (its `expires_at` passed; recorded once, by `system`, within a few seconds;
+   * a deleted version's is not), `version_budget_spent` (the read that took the last of its
+   * `max_access_count`, by the reader) or `secret_deleted`.
    */
   type: string;
   /** The vault's id. */
@@ -562,7 +564,7 @@ export interface SecretEvent {
   path: string;
   /** The version the event is about; 0 for `secret_deleted` (every version). */
   version: number;
-  /** Who made the change: `root`, `system` (scheduled rotation) or `agent:<agent id>`. */
+  /** Who made the change: `root`, `system` (scheduled rotation, expiry) or `agent:<agent id>`. */
   actor: string;
   /** When the change was made. */
   time?:
@@ -4384,8 +4386,9 @@ export const SecretServiceService = {
   },
   /**
    * Streams the changes to a vault's secrets as they are committed: one SecretEvent per new
-   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, in commit
-   * order, on whichever instance the change was made. Never a value. Follow one exact `path`, or
+   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, and one when
+   * a version expires or a read takes the last of its read budget, in commit order, on whichever
+   * instance the change was made. Never a value. Follow one exact `path`, or
    * every path under `prefix` (empty: the whole vault); setting both is INVALID_ARGUMENT.
    *
    * Only paths the caller may read are shown: a caller that may read nothing of the vault (or,
@@ -4472,8 +4475,9 @@ export interface SecretServiceServer extends UntypedServiceImplementation {
   promoteSecretVersion: handleUnaryCall<PromoteSecretVersionRequest, PromoteSecretVersionResponse>;
   /**
    * Streams the changes to a vault's secrets as they are committed: one SecretEvent per new
-   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, in commit
-   * order, on whichever instance the change was made. Never a value. Follow one exact `path`, or
+   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, and one when
+   * a version expires or a read takes the last of its read budget, in commit order, on whichever
+   * instance the change was made. Never a value. Follow one exact `path`, or
    * every path under `prefix` (empty: the whole vault); setting both is INVALID_ARGUMENT.
    *
    * Only paths the caller may read are shown: a caller that may read nothing of the vault (or,
@@ -4691,8 +4695,9 @@ export interface SecretServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Streams the changes to a vault's secrets as they are committed: one SecretEvent per new
-   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, in commit
-   * order, on whichever instance the change was made. Never a value. Follow one exact `path`, or
+   * version (put, rotate or scheduled rotation), disable, enable, promote and delete, and one when
+   * a version expires or a read takes the last of its read budget, in commit order, on whichever
+   * instance the change was made. Never a value. Follow one exact `path`, or
    * every path under `prefix` (empty: the whole vault); setting both is INVALID_ARGUMENT.
    *
    * Only paths the caller may read are shown: a caller that may read nothing of the vault (or,
