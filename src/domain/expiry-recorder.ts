@@ -5,8 +5,9 @@ import { createLeasedJob } from './leased-job.js';
 import { SYSTEM } from './principal.js';
 
 export const EXPIRY_RECORDER_LEASE = 'secret-expiry';
-/** Expired versions read per query; a tick goes on until a page comes back short. */
+/** Expired versions read per query; a tick goes on until a page comes back short, or for this many pages. */
 const EXPIRED_PER_PAGE = 100;
+const PAGES_PER_TICK = 10;
 
 /**
  * Nothing happens to a version when its expires_at passes (reads just start refusing it), so this
@@ -44,7 +45,7 @@ export function createExpiryRecorder({
       const context = { principal: SYSTEM, requestId: `expiry-${randomUUID()}` };
       const recorded = await job.run(async () => {
         let total = 0;
-        for (;;) {
+        for (let page = 1; ; page++) {
           const at = now();
           const expired = await storage.secrets.unrecordedExpiries(at, EXPIRED_PER_PAGE);
           let failed = false;
@@ -57,8 +58,9 @@ export function createExpiryRecorder({
               onError(error, { vaultId, path, version });
             }
           }
-          // A failed row would come back first in the next page: leave it to the next tick.
-          if (failed || expired.length < EXPIRED_PER_PAGE) return total;
+          // A failed row would come back first in the next page: leave it to the next tick. A
+          // backlog (after an upgrade, or an outage) is worked off a bounded slice per tick.
+          if (failed || expired.length < EXPIRED_PER_PAGE || page === PAGES_PER_TICK) return total;
         }
       });
       return recorded ?? 0;
