@@ -211,6 +211,9 @@ describeWithDatabase('mysql storage', () => {
       expect(results.filter(Boolean)).toHaveLength(7);
       const [[row]] = await raw((sql) => sql.query<RowDataPacket[]>('SELECT access_count FROM secret_versions WHERE vault_id = ? AND path = ?', [Buffer.from(vault.id), Buffer.from('once')]));
       expect(row?.access_count).toBe(7);
+      // A refused spend leaves no record: exactly one per read that was granted.
+      const [records] = await raw((sql) => sql.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM audit_events WHERE vault_id = ? AND action = 'secret.read'", [Buffer.from(vault.id)]));
+      expect(Number(records[0]!.n)).toBe(7);
     });
 
     it('numbers a new path 1 even when the connection holds an older LAST_INSERT_ID', async () => {

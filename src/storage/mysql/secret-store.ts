@@ -58,15 +58,16 @@ export function createSecretStore(db: Database): SecretStore {
 
     lookup: (vaultId, path, selector) => withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector)),
 
+    // Not queued per path like the writes: a budgeted read touches only its version's row, so
+    // concurrent readers just take turns on that row lock (held from the UPDATE to the COMMIT).
+    // The record follows the spend, since it may depend on the count the spend reached.
     consumeRead: (vaultId, path, version, audit) =>
-      onPath(vaultId, path, () =>
-        inTransaction(db, async (sql) => {
-          const accessCount = await spendRead(sql, vaultId, path, version);
-          if (accessCount === null) return false;
-          await insertAuditEvents(sql, typeof audit === 'function' ? audit({ accessCount }) : audit);
-          return true;
-        }),
-      ),
+      inTransaction(db, async (sql) => {
+        const accessCount = await spendRead(sql, vaultId, path, version);
+        if (accessCount === null) return false;
+        await insertAuditEvents(sql, typeof audit === 'function' ? audit({ accessCount }) : audit);
+        return true;
+      }),
 
     unrecordedExpiries: (at, limit) => withConnection(db, (sql) => selectUnrecordedExpiries(sql, at, limit)),
 
