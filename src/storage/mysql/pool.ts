@@ -178,6 +178,15 @@ function takeConnection(pool: Pool, timeoutMs: number): Promise<PoolConnection> 
 }
 
 /**
+ * A statement without parameters or result (START TRANSACTION, COMMIT, ...) through the driver's
+ * callback API, like sqlOn's: its promise wrapper captures a stack trace per statement.
+ */
+export function runCommand(connection: PoolConnection, statement: string): Promise<void> {
+  const core = connection.connection as unknown as CoreConnection;
+  return new Promise((resolve, reject) => core.query(statement, (error: Error | null) => (error ? reject(error) : resolve())));
+}
+
+/**
  * Prepared statements on one connection (mysql2 caches them per connection). They go through the
  * driver's callback API: its promise wrapper captures a stack trace for every statement, a few
  * per cent of the CPU of a read under load, for a stack that only says "pool.ts".

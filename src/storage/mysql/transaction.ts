@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { CallCancelledError, currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
-import { acquire, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
+import { acquire, runCommand, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
 import { errorFields, failureKind, retryCause, type FailureKind } from './retryable-errors.js';
 import type { AuditRecord, RetryCause } from '../storage.js';
@@ -118,11 +118,11 @@ function runTransaction<T>(db: Database, isolation: 'READ COMMITTED' | undefined
     let committing = false;
     try {
       // Without GLOBAL or SESSION it applies to the next transaction only: the pooled connection keeps its default.
-      if (isolation) await connection.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
-      await connection.beginTransaction();
+      if (isolation) await runCommand(connection, `SET TRANSACTION ISOLATION LEVEL ${isolation}`);
+      await runCommand(connection, 'START TRANSACTION');
       const result = await work(sqlOn(connection));
       committing = true;
-      await connection.commit();
+      await runCommand(connection, 'COMMIT');
       connection.release();
       return result;
     } catch (error) {
@@ -218,7 +218,7 @@ async function abandon(connection: PoolConnection, error: unknown): Promise<void
     return;
   }
   try {
-    await connection.rollback();
+    await runCommand(connection, 'ROLLBACK');
     connection.release();
   } catch {
     // A connection that cannot roll back is in an unknown state: never reuse it.
