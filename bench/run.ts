@@ -194,9 +194,12 @@ async function main() {
     ratios,
     vaultMaxRssMiB: rss.maxMiB,
   };
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/latest.json', `${JSON.stringify(report, null, 2)}\n`);
-  console.log('written to bench/results/latest.json');
+  // Only a full run replaces the recorded results (the README's table comes from them).
+  if (!only) {
+    mkdirSync('bench/results', { recursive: true });
+    writeFileSync('bench/results/latest.json', `${JSON.stringify(report, null, 2)}\n`);
+    console.log('written to bench/results/latest.json');
+  }
   rest.destroy();
   for (const client of [reference, secrets, vaultsClient]) client.close();
   // A clean stop, so a profiling vault writes its profile.
