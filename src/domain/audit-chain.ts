@@ -38,9 +38,14 @@ export const auditChainKey = (master: MasterKey) => deriveKey(master, 'audit-cha
  * under a current master key by a rewrap; see master-keys.ts).
  */
 export function createAuditChain(keyring: Keyring, retiredKeys: ReadonlyMap<string, Uint8Array> = new Map()) {
+  // Derived once per key, not once per event (the derivation is an HMAC of its own).
+  const derived = new Map<string, Uint8Array | undefined>();
   const keyFor = (keyId: string) => {
-    const master = keyring.byId(keyId);
-    return master ? auditChainKey(master) : retiredKeys.get(keyId);
+    if (!derived.has(keyId)) {
+      const master = keyring.byId(keyId);
+      derived.set(keyId, master ? auditChainKey(master) : retiredKeys.get(keyId));
+    }
+    return derived.get(keyId);
   };
   const mac = (key: Uint8Array, input: string) => createHmac('sha256', key).update(input).digest('hex');
 
