@@ -64,7 +64,8 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
   // Events written on their own (reads, refusals) of concurrent calls share one INSERT: one
   // statement and one log flush for many calls instead of one each (storage/group-commit.ts).
   // One multi-row INSERT is atomic on its own, so it needs no BEGIN/COMMIT; a failed batch fails
-  // every call in it as unavailable, since none of their records were written.
+  // every call in it as unavailable, since none of their records were written. Each row count is
+  // a prepared statement of its own per connection: batches of 1, 2, 4, ... 64 rows keep that to 7.
   const writeAuditAlone = createGroupCommit<AuditRecord>(async (events) => {
     try {
       if (events.length <= AUDIT_ROWS_PER_INSERT) await withConnection(db, (sql) => insertAuditEvents(sql, events));
@@ -73,8 +74,6 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
       if (error instanceof StorageUnavailableError || error instanceof StorageOverloadedError) throw error;
       throw new StorageUnavailableError('audit records could not be written', { cause: error });
     }
-    // Each row count is a statement of its own, prepared once per connection: batches of 1, 2, 4,
-    // ... 64 rows keep that to 7 statements instead of up to 100.
   }, AUDIT_ROWS_PER_INSERT, largestPowerOfTwoAtMost);
   return {
     vaults: createVaultStore(db),

@@ -182,8 +182,12 @@ function takeConnection(pool: Pool, timeoutMs: number): Promise<PoolConnection> 
  * callback API, like sqlOn's: its promise wrapper captures a stack trace per statement.
  */
 export function runCommand(connection: PoolConnection, statement: string): Promise<void> {
-  const core = connection.connection as unknown as CoreConnection;
-  return new Promise((resolve, reject) => core.query(statement, (error: Error | null) => (error ? reject(error) : resolve())));
+  return new Promise((resolve, reject) => coreOf(connection).query(statement, (error: Error | null) => (error ? reject(error) : resolve())));
+}
+
+/** The driver's own connection under a promise one (the promise types call it a promise Connection). */
+function coreOf(connection: PoolConnection): CoreConnection {
+  return connection.connection as unknown as CoreConnection;
 }
 
 /**
@@ -192,8 +196,7 @@ export function runCommand(connection: PoolConnection, statement: string): Promi
  * per cent of the CPU of a read under load, for a stack that only says "pool.ts".
  */
 export function sqlOn(connection: PoolConnection): Sql {
-  // The promise types call it a promise Connection; at run time it is the driver's own.
-  const core = connection.connection as unknown as CoreConnection;
+  const core = coreOf(connection);
   const execute = <T>(statement: string, params: readonly SqlParam[]) =>
     new Promise<T>((resolve, reject) => core.execute(statement, checkParams(params), (error: Error | null, result: unknown) => (error ? reject(error) : resolve(result as T))));
   return {
