@@ -12,7 +12,7 @@
 import { ChannelCredentials, Metadata } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,8 @@ interface Result {
   p99Ms: number;
   /** The server process's CPU time (user + system) per successful call. */
   serverCpuMsPerCall: number;
+  /** The database server's CPU time per successful call (when it runs on this machine). */
+  databaseCpuMsPerCall: number;
   errors: number;
   firstError?: string;
 }
@@ -119,13 +121,13 @@ async function main() {
   const results: Result[] = [];
   // BENCH_CASES=<regexp>: only the cases whose name matches (e.g. for a profile of one of them).
   const only = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES) : undefined;
-  const skipped = (name: string): Result => ({ case: name, server: 'vault', opsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, serverCpuMsPerCall: Number.NaN, errors: 0 });
+  const skipped = (name: string): Result => ({ case: name, server: 'vault', opsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, serverCpuMsPerCall: Number.NaN, databaseCpuMsPerCall: Number.NaN, errors: 0 });
   // Cases are registered first and then measured in interleaved one-second slices (round robin,
   // BENCH_SECONDS rounds after one warm-up round), so a burst of load elsewhere on the machine
   // falls on every case alike instead of on whichever ran at that moment.
   const cases: Case[] = [];
   const run = (name: string, server: Result['server'], operation: (i: number) => Promise<unknown>): Case => {
-    const c: Case = { name, server, operation, latencies: [], errors: 0, counter: 0, cpuMs: 0 };
+    const c: Case = { name, server, operation, latencies: [], errors: 0, counter: 0, cpuMs: 0, databaseCpuMs: 0 };
     if (!only || only.test(name)) cases.push(c);
     return c;
   };
@@ -154,20 +156,23 @@ async function main() {
   );
   const write = run('write: PutSecret gRPC, root', 'vault', (i) => put(small, `bench/w/${i % IN_FLIGHT}`));
 
+  const databasePid = localDatabasePid(serverUrl);
   const sampler = setInterval(() => rss.sampling && sampleRss(vaultProcess.pid!), 200);
   for (let round = 0; round <= SECONDS; round++) {
     for (const c of cases) {
       rss.sampling = c.server === 'vault';
       const pid = (c.server === 'vault' ? vaultProcess : referenceProcess).pid!;
       const cpuBefore = cpuMsOf(pid);
+      const databaseCpuBefore = databasePid === undefined ? 0 : cpuMsOf(databasePid);
       await slice(c, round > 0);
       if (round > 0) c.cpuMs += cpuMsOf(pid) - cpuBefore;
+      if (round > 0 && databasePid !== undefined) c.databaseCpuMs += cpuMsOf(databasePid) - databaseCpuBefore;
     }
   }
   clearInterval(sampler);
   const summary = new Map(cases.map((c) => [c, summarize(c)]));
   for (const result of summary.values()) {
-    console.log(`${result.case.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  cpu ${result.serverCpuMsPerCall} ms/call  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+    console.log(`${result.case.padEnd(40)} ${String(result.opsPerSecond).padStart(6)}/s  p50 ${result.p50Ms} ms  p99 ${result.p99Ms} ms  cpu ${result.serverCpuMsPerCall} ms/call  db cpu ${result.databaseCpuMsPerCall} ms/call  errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
     results.push(result);
   }
   const of = (c: Case): Result => summary.get(c) ?? skipped(c.name);
@@ -257,6 +262,7 @@ interface Case {
   firstError?: string;
   counter: number;
   cpuMs: number;
+  databaseCpuMs: number;
 }
 
 /** One second of a case at IN_FLIGHT calls in flight; `record` false for the warm-up round. */
@@ -280,8 +286,8 @@ async function slice(c: Case, record: boolean): Promise<void> {
 function summarize(c: Case): Result {
   const latencies = [...c.latencies].sort((a, b) => a - b);
   const at = (q: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
-  const serverCpuMsPerCall = Number((c.cpuMs / Math.max(1, latencies.length)).toFixed(3));
-  return { case: c.name, server: c.server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), serverCpuMsPerCall, errors: c.errors, ...(c.firstError ? { firstError: c.firstError } : {}) };
+  const perCall = (ms: number) => Number((ms / Math.max(1, latencies.length)).toFixed(3));
+  return { case: c.name, server: c.server, opsPerSecond: Math.round(latencies.length / SECONDS), p50Ms: at(0.5), p99Ms: at(0.99), serverCpuMsPerCall: perCall(c.cpuMs), databaseCpuMsPerCall: perCall(c.databaseCpuMs), errors: c.errors, ...(c.firstError ? { firstError: c.firstError } : {}) };
 }
 
 /** A process's CPU time so far (utime + stime from /proc), in ms. */
@@ -289,6 +295,24 @@ function cpuMsOf(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   // After "pid (comm) ": state is field 0, utime 11, stime 12, in clock ticks (100 per second on Linux).
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/**
+ * The MariaDB server's pid when the bench database runs on this machine (the throwaway one, or a
+ * loopback server found by its process name), so its CPU per call can be reported too.
+ */
+function localDatabasePid(url: string): number | undefined {
+  if (throwaway) return Number(readFileSync(join(throwaway.dir, 'mariadbd.pid'), 'utf8').trim());
+  if (!/@(127\.0\.0\.1|localhost)[:/]/.test(url)) return undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (/^(mariadbd|mysqld)$/.test(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) return Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return undefined;
 }
 
 function sampleRss(pid: number) {
