@@ -1,6 +1,6 @@
 import type { DueRotation, ExpiredVersion, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
 import { limitOf } from './keyset.js';
-import type { Sql } from './pool.js';
+import type { Sql, SqlParam } from './pool.js';
 import { VersionMismatchError } from '../storage-errors.js';
 import { date, dateOrNull, integer, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
@@ -168,13 +168,21 @@ export async function setStage(sql: Sql, vaultId: string, path: string, version:
   await sql.change('UPDATE secret_versions SET stage = ? WHERE vault_id = ? AND path = ? AND version = ?', [stage, ...key(vaultId, path), version]);
 }
 
-/** Path state and the selected version in one statement, so both come from one snapshot. */
+/**
+ * Path state and the selected version, each answer from one statement (one snapshot).
+ *
+ * Latest is the current version unless it is disabled, else the newest readable non-pending one.
+ * The common case is one join on the (path, stage) unique key, as cheap as a primary-key read;
+ * only when the current version is missing or unreadable does the full form run, which walks the
+ * primary key down from the newest version and stops at the first readable one. Either way the
+ * cost does not grow with the path's history.
+ */
 export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
-  // Latest: the current version unless it is disabled, else the newest readable non-pending one.
-  // The first is one lookup on the (path, stage) unique key; only when it finds nothing does the
-  // second walk the primary key down from the newest version, stopping at the first readable one.
-  // Either way the cost does not grow with the path's history. (The path row is found by primary
-  // key, so the optimizer reads both as constants and joins the version by primary key.)
+  if (selector.kind === 'latest') {
+    const current = await joinVersion(sql, vaultId, path, "v.stage = 'current'", []);
+    const settled = !current.exists || current.deleted || (current.version !== null && !current.version.disabled && !current.version.deleted);
+    if (settled) return current;
+  }
   const which =
     selector.kind === 'latest'
       ? `v.version = COALESCE(
@@ -188,6 +196,11 @@ export async function selectLookup(sql: Sql, vaultId: string, path: string, sele
         ? 'v.stage = ? AND v.deleted = 0'
         : 'v.version = ?';
   const bound = selector.kind === 'latest' ? [] : [selector.kind === 'stage' ? selector.stage : selector.version];
+  return joinVersion(sql, vaultId, path, which, bound);
+}
+
+/** The path row joined with the version `which` picks (the path row is found by primary key). */
+async function joinVersion(sql: Sql, vaultId: string, path: string, which: string, bound: SqlParam[]): Promise<SecretLookup> {
   const [row] = await sql.select(
     `SELECT s.deleted AS path_deleted, ${versionColumns('v')}
      FROM secrets s
