@@ -92,7 +92,7 @@ describeWithDatabase('mysql transactions', () => {
   beforeAll(async () => {
     database = (await createTestDatabase())!;
     admin = await createConnection(database.url);
-    await admin.query('CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL, at DATETIME(6) NULL) ENGINE=InnoDB');
+    await admin.query('CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL, at DATETIME(6) NULL, s VARBINARY(255) NULL, b BLOB NULL) ENGINE=InnoDB');
     pool = openPool(parseDatabaseUrl(database.url), 3);
   });
   beforeEach(async () => {
@@ -134,6 +134,70 @@ describeWithDatabase('mysql transactions', () => {
     expect(attempts.a + attempts.b).toBe(3); // exactly one victim, run again once
     expect(await rows()).toEqual([[1, 2], [2, 2]]);
     expect(retries).toEqual(['deadlock']);
+  });
+
+  it('ends a batch at its first error: a deadlock in the writes sent with COMMIT applies none of them, and the retry applies them once', async () => {
+    await admin.query('INSERT INTO t (id, n) VALUES (1, 0), (2, 0)');
+    const attempts = { a: 0, b: 0 };
+    let arrived = 0;
+    let release!: () => void;
+    const bothHoldALock = new Promise<void>((resolve) => (release = resolve));
+    const meet = async (attempt: number) => {
+      if (attempt > 1) return;
+      if (++arrived === 2) release();
+      await bothHoldALock;
+    };
+    // A has written less, so InnoDB picks it as the victim: its deadlock comes in its COMMIT batch.
+    const a = inTransaction(db, async (sql) => {
+      // Sent with START TRANSACTION, so A holds row 1 before the meeting.
+      await sql.change('UPDATE t SET n = n + 1 WHERE id = 1');
+      await meet(++attempts.a);
+      await sql.write('UPDATE t SET n = n + 1 WHERE id = 2');
+      // Were the batch run on past the deadlock, this would commit alone and the retry would fail on it.
+      await sql.write('INSERT INTO t (id, n) VALUES (3, 0)');
+    });
+    const b = inTransaction(db, async (sql) => {
+      await sql.change('INSERT INTO t (id, n) VALUES (10, 0), (11, 0), (12, 0), (13, 0)');
+      await sql.change('UPDATE t SET n = n + 1 WHERE id = 2');
+      await meet(++attempts.b);
+      await sql.change('UPDATE t SET n = n + 1 WHERE id = 1');
+    });
+    await Promise.all([a, b]);
+    expect(attempts).toEqual({ a: 2, b: 1 });
+    expect(await rows()).toEqual([[1, 2], [2, 2], [3, 0], [10, 0], [11, 0], [12, 0], [13, 0]]);
+    expect(retries).toEqual(['deadlock']);
+  });
+
+  it('sends waiting writes before a read, and fails the transaction at COMMIT, with nothing applied, when one of them fails', async () => {
+    const seen = await inTransaction(db, async (sql) => {
+      await sql.write('INSERT INTO t (id, n) VALUES (1, 7)');
+      return (await sql.select('SELECT n FROM t WHERE id = 1'))[0]?.n;
+    });
+    expect(seen).toBe(7);
+    const error = await inTransaction(db, async (sql) => {
+      await sql.change('UPDATE t SET n = 8 WHERE id = 1');
+      await sql.write('INSERT INTO t (id, n) VALUES (2, 0)');
+      await sql.write('INSERT INTO t (id, n) VALUES (1, 0)');
+      await sql.write('INSERT INTO t (id, n) VALUES (3, 0)');
+    }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('ER_DUP_ENTRY');
+    expect(await rows()).toEqual([[1, 7]]);
+  });
+
+  it('binds a waiting write\'s values exactly as a prepared statement does', async () => {
+    const text = `it's a \\ "quote"; DROP TABLE t; -- \u{1F600} \0 end`;
+    const bytes = Buffer.from([0, 39, 92, 34, 59, 255, 10, 13, 26]);
+    const at = new Date('2026-02-03T04:05:06.789Z');
+    await inTransaction(db, async (sql) => {
+      await sql.change('INSERT INTO t (id, n, at, s, b) VALUES (?, ?, ?, ?, ?)', [1, -5, at, text, bytes]);
+      await sql.write('INSERT INTO t (id, n, at, s, b) VALUES (?, ?, ?, ?, ?)', [2, -5, at, text, bytes]);
+    });
+    const [stored] = await admin.query<RowDataPacket[]>('SELECT id, n, at, s, b FROM t ORDER BY id');
+    expect(stored).toHaveLength(2);
+    const [prepared, waited] = stored.map(({ id: _, ...row }) => row);
+    expect(waited).toEqual(prepared);
+    expect(Buffer.from(waited!.s as Buffer).toString('utf8')).toBe(text);
+    expect(Buffer.compare(waited!.b as Buffer, bytes)).toBe(0);
   });
 
   it('runs the whole transaction again when its connection is killed, and the first try leaves nothing', async () => {

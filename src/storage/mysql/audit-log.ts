@@ -10,7 +10,7 @@ const ROW_PLACEHOLDERS = `(${AUDIT_COLUMNS.split(',').map(() => '?').join(', ')}
 export async function insertAuditEvents(sql: Sql, events: readonly AuditRecord[]): Promise<void> {
   for (let start = 0; start < events.length; start += AUDIT_ROWS_PER_INSERT) {
     const batch = events.slice(start, start + AUDIT_ROWS_PER_INSERT);
-    await sql.change(
+    await sql.write(
       `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${batch.map(() => ROW_PLACEHOLDERS).join(', ')}`,
       batch.flatMap(auditParams),
     );

@@ -24,6 +24,11 @@ export interface Changed {
 export interface Sql {
   select(statement: string, params?: readonly SqlParam[]): Promise<Row[]>;
   change(statement: string, params?: readonly SqlParam[]): Promise<Changed>;
+  /**
+   * A change whose counts nobody reads. In a transaction it waits to go with the COMMIT (or the
+   * next statement) in one round trip, so its error surfaces there; elsewhere it runs at once.
+   */
+  write(statement: string, params?: readonly SqlParam[]): Promise<void>;
 }
 
 export const DEFAULT_POOL_SIZE = 10;
@@ -74,6 +79,10 @@ export function markGaleraPool(pool: Pool): void {
   galeraPools.add(pool);
 }
 
+export function isGaleraPool(pool: Pool): boolean {
+  return galeraPools.has(pool);
+}
+
 export function openPool(settings: ConnectionSettings, poolSize = DEFAULT_POOL_SIZE, limits: PoolLimits = DEFAULT_POOL_LIMITS): Pool {
   if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`database pool size must be a positive integer, got ${poolSize}`);
   if (!Number.isInteger(limits.queueLimit) || limits.queueLimit < 1) throw new Error(`database queue limit must be a positive integer, got ${limits.queueLimit}`);
@@ -112,7 +121,9 @@ function connectionOptions(settings: ConnectionSettings): ConnectionOptions {
     charset: 'utf8mb4',
     // affectedRows counts matched rows, so re-disabling a disabled version still reports the row.
     flags: ['FOUND_ROWS'],
-    multipleStatements: false,
+    // transaction-sql.ts sends a transaction's last writes and its COMMIT as one query. Values
+    // still never reach SQL text unescaped: checkParams admits scalars only, and mysql2 escapes them.
+    multipleStatements: true,
   };
 }
 
@@ -186,7 +197,7 @@ export function runCommand(connection: PoolConnection, statement: string): Promi
 }
 
 /** The driver's own connection under a promise one (the promise types call it a promise Connection). */
-function coreOf(connection: PoolConnection): CoreConnection {
+export function coreOf(connection: PoolConnection): CoreConnection {
   return connection.connection as unknown as CoreConnection;
 }
 
@@ -204,10 +215,16 @@ export function sqlOn(connection: PoolConnection): Sql {
       return execute<Row[]>(statement, params);
     },
     async change(statement, params = []) {
-      const result = await execute<ResultSetHeader>(statement, params);
-      return { affectedRows: result.affectedRows, insertId: Number(result.insertId) };
+      return changedOf(await execute<ResultSetHeader>(statement, params));
+    },
+    async write(statement, params = []) {
+      await execute<ResultSetHeader>(statement, params);
     },
   };
+}
+
+export function changedOf(result: ResultSetHeader): Changed {
+  return { affectedRows: result.affectedRows, insertId: Number(result.insertId) };
 }
 
 type DriverParam = string | number | boolean | null | Date | Buffer;

@@ -49,7 +49,7 @@ export async function newestLiveVersion(sql: Sql, vaultId: string, path: string)
 }
 
 export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<void> {
-  await sql.change(
+  await sql.write(
     `INSERT INTO secret_versions (vault_id, path, version, id, type, metadata, ciphertext, created_by, created_at,
        expires_at, max_access_count, access_count, disabled, deleted, stage)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -80,10 +80,10 @@ export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<v
  */
 export async function freeStage(sql: Sql, vaultId: string, path: string, stage: 'current' | 'pending'): Promise<void> {
   if (stage === 'pending') {
-    await sql.change("UPDATE secret_versions SET stage = NULL WHERE vault_id = ? AND path = ? AND stage = 'pending'", key(vaultId, path));
+    await sql.write("UPDATE secret_versions SET stage = NULL WHERE vault_id = ? AND path = ? AND stage = 'pending'", key(vaultId, path));
     return;
   }
-  await sql.change(
+  await sql.write(
     `UPDATE secret_versions SET stage = IF(stage = 'current', 'previous', NULL)
      WHERE vault_id = ? AND path = ? AND stage IN ('current', 'previous') ORDER BY stage = 'current'`,
     key(vaultId, path),
@@ -92,7 +92,7 @@ export async function freeStage(sql: Sql, vaultId: string, path: string, stage: 
 
 /** Replaces the path's schedule (null removes it); the caller has locked the row by claiming a version. */
 export async function updateSchedule(sql: Sql, vaultId: string, path: string, schedule: { policy: RotationSchedule; nextRotationAt: Date } | null): Promise<void> {
-  await sql.change('UPDATE secrets SET rotation_policy = ?, next_rotation_at = ? WHERE vault_id = ? AND path = ?', [
+  await sql.write('UPDATE secrets SET rotation_policy = ?, next_rotation_at = ? WHERE vault_id = ? AND path = ?', [
     schedule && JSON.stringify(schedule.policy),
     schedule && schedule.nextRotationAt,
     ...key(vaultId, path),

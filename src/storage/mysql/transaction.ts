@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { CallCancelledError, currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
-import { acquire, runCommand, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
+import { acquire, isGaleraPool, runCommand, sqlOn, type Pool, type PoolConnection, type PoolLimits, type Sql } from './pool.js';
 import { CommitOutcomeUnknownError, StorageContentionError, StorageUnavailableError } from '../storage-errors.js';
+import { transactionSqlOn } from './transaction-sql.js';
 import { errorFields, failureKind, retryCause, type FailureKind } from './retryable-errors.js';
 import type { AuditRecord, RetryCause } from '../storage.js';
 
@@ -118,11 +119,12 @@ function runTransaction<T>(db: Database, isolation: 'READ COMMITTED' | undefined
     let committing = false;
     try {
       // Without GLOBAL or SESSION it applies to the next transaction only: the pooled connection keeps its default.
-      if (isolation) await runCommand(connection, `SET TRANSACTION ISOLATION LEVEL ${isolation}`);
-      await runCommand(connection, 'START TRANSACTION');
-      const result = await work(sqlOn(connection));
+      const opening = [...(isolation ? [`SET TRANSACTION ISOLATION LEVEL ${isolation}`] : []), 'START TRANSACTION'];
+      const sql = transactionSqlOn(connection, opening, !isGaleraPool(db.pool));
+      const result = await work(sql);
+      // From here a lost connection leaves the outcome unknown: the COMMIT goes with the last writes.
       committing = true;
-      await runCommand(connection, 'COMMIT');
+      await sql.commit();
       connection.release();
       return result;
     } catch (error) {
