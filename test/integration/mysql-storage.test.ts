@@ -172,6 +172,33 @@ describeWithDatabase('mysql storage', () => {
       expect(String(lease?.holder)).toMatch(/^migrate:/);
     });
 
+    it('moves the stages of a database from before migration 20 onto its path rows, where the store finds them', async () => {
+      const db = await freshDatabase();
+      await migrateWith(db.url, { migrations: MIGRATIONS.slice(0, 19) });
+      await raw(async (sql) => {
+        await sql.query("INSERT INTO vaults (id, name, description, created_by, created_by_type, created_at) VALUES ('v1', 'old', '', 'root', 'root', UTC_TIMESTAMP(6))");
+        await sql.query("INSERT INTO secrets (vault_id, path, last_version, deleted) VALUES ('v1', 'a', 4, 0), ('v1', 'b', 1, 0), ('v1', 'gone', 1, 1)");
+        const version = (path: string, n: number, stage: string | null) =>
+          sql.query(
+            `INSERT INTO secret_versions (vault_id, path, version, id, type, ciphertext, created_by, created_at, max_access_count, deleted, stage)
+             VALUES ('v1', ?, ?, ?, 'generic', X'00', 'root', UTC_TIMESTAMP(6), 0, ?, ?)`,
+            [path, n, `${path}-${n}`, path === 'gone' ? 1 : 0, stage],
+          );
+        for (const [path, n, stage] of [['a', 1, null], ['a', 2, 'previous'], ['a', 3, 'current'], ['a', 4, 'pending'], ['b', 1, 'current'], ['gone', 1, null]] as const) {
+          await version(path, n, stage);
+        }
+      }, db.url);
+      expect(await migrateWith(db.url)).toEqual(MIGRATIONS.slice(19).map((m) => m.version));
+
+      const store = await open({ url: db.url });
+      const holder = async (path: string, stage: 'current' | 'previous' | 'pending') => (await store.secrets.lookup('v1', path, { kind: 'stage', stage })).version?.version ?? null;
+      expect([await holder('a', 'current'), await holder('a', 'previous'), await holder('a', 'pending')]).toEqual([3, 2, 4]);
+      expect([await holder('b', 'current'), await holder('b', 'previous'), await holder('gone', 'current')]).toEqual([1, null, null]);
+      expect((await store.secrets.listVersions('v1', 'a')).map((v) => [v.version, v.stage])).toEqual([[4, 'pending'], [3, 'current'], [2, 'previous'], [1, null]]);
+      // Latest skips the pending version, as before.
+      expect((await store.secrets.lookup('v1', 'a', { kind: 'latest' })).version?.version).toBe(3);
+    });
+
     it('is idempotent: a restart applies nothing and keeps the data', async () => {
       const first = await open();
       const vault = await newVault(first);

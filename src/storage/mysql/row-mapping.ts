@@ -29,12 +29,22 @@ export function toVault(row: Row): VaultRecord {
   };
 }
 
-/** Version columns, qualified with `alias` so they can be selected beside a join. */
-export const versionColumns = (alias: string) =>
+/**
+ * Version columns of `v`, qualified so they can be selected beside a join, and its stage, read
+ * from the pointers on its path row `s` (which the query must join).
+ */
+export const versionColumns = (v: string, s: string) =>
   ['vault_id', 'path', 'version', 'id', 'type', 'metadata', 'ciphertext', 'created_by', 'created_at', 'expires_at',
-    'max_access_count', 'access_count', 'disabled', 'deleted', 'stage']
-    .map((column) => `${alias}.${column}`)
+    'max_access_count', 'access_count', 'disabled', 'deleted']
+    .map((column) => `${v}.${column}`)
+    .concat(
+      `CASE ${v}.version WHEN ${s}.${STAGE_POINTERS.current} THEN 'current' WHEN ${s}.${STAGE_POINTERS.previous} THEN 'previous'` +
+        ` WHEN ${s}.${STAGE_POINTERS.pending} THEN 'pending' END AS stage`,
+    )
     .join(', ');
+
+/** The path row's column that names each stage's version (null: no version has it). */
+export const STAGE_POINTERS: Readonly<Record<SecretStage, string>> = { current: 'current_version', previous: 'previous_version', pending: 'pending_version' };
 
 export function toSecretVersion(row: Row): SecretVersionRecord {
   return {

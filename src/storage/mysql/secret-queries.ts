@@ -2,7 +2,7 @@ import type { DueRotation, ExpiredVersion, KeysetPage, PathSchedule, RotationSch
 import { limitOf } from './keyset.js';
 import type { Sql, SqlParam } from './pool.js';
 import { VersionMismatchError } from '../storage-errors.js';
-import { date, dateOrNull, integer, json, jsonText, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
+import { date, dateOrNull, integer, json, jsonText, STAGE_POINTERS, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
 /**
  * The SQL of the secret store, one function per statement. Paths and vault ids are bound as bytes
@@ -41,7 +41,7 @@ export async function claimNextVersion(sql: Sql, vaultId: string, path: string):
 /** Live versions form the tail of the numbering (a delete marks them all), so this is the newest of them. */
 export async function newestLiveVersion(sql: Sql, vaultId: string, path: string): Promise<SecretVersionRecord | null> {
   const [row] = await sql.select(
-    `SELECT ${versionColumns('v')} FROM secret_versions v
+    `SELECT ${versionColumns('v', 's')} FROM secret_versions v ${JOIN_PATH_ROW}
      WHERE v.vault_id = ? AND v.path = ? AND v.deleted = 0 ORDER BY v.version DESC LIMIT 1`,
     key(vaultId, path),
   );
@@ -51,8 +51,8 @@ export async function newestLiveVersion(sql: Sql, vaultId: string, path: string)
 export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<void> {
   await sql.write(
     `INSERT INTO secret_versions (vault_id, path, version, id, type, metadata, ciphertext, created_by, created_at,
-       expires_at, max_access_count, access_count, disabled, deleted, stage)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       expires_at, max_access_count, access_count, disabled, deleted)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       ...key(v.vaultId, v.path),
       v.version,
@@ -67,28 +67,26 @@ export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<v
       v.accessCount,
       v.disabled,
       v.deleted,
-      v.stage,
     ],
   );
 }
 
 /**
- * Frees a stage for a new holder: `current` moves the current version to previous and clears the
- * old previous, in one statement ordered so the unique (path, stage) key never sees two previous
- * versions (InnoDB checks it row by row); `pending` clears the pending version. Returns nothing:
- * the caller holds the counter row lock, so no one else changes stages meanwhile.
+ * Gives `stage` to `version`: `current` moves the old current to previous (the old previous loses
+ * its stage) and takes `version` out of pending if it was there; `pending` replaces any pending
+ * version. One UPDATE of the path row, whose SET clauses MariaDB and MySQL apply left to right,
+ * each seeing the ones before; the caller holds the row's lock (it claimed a version or locked it).
  */
-export async function freeStage(sql: Sql, vaultId: string, path: string, stage: 'current' | 'pending'): Promise<void> {
-  if (stage === 'pending') {
-    await sql.write("UPDATE secret_versions SET stage = NULL WHERE vault_id = ? AND path = ? AND stage = 'pending'", key(vaultId, path));
-    return;
-  }
-  await sql.write(
-    `UPDATE secret_versions SET stage = IF(stage = 'current', 'previous', NULL)
-     WHERE vault_id = ? AND path = ? AND stage IN ('current', 'previous') ORDER BY stage = 'current'`,
-    key(vaultId, path),
-  );
+export async function giveStage(sql: Sql, vaultId: string, path: string, version: number, stage: 'current' | 'pending'): Promise<void> {
+  const set =
+    stage === 'pending'
+      ? 'pending_version = ?'
+      : 'pending_version = IF(pending_version = ?, NULL, pending_version), previous_version = current_version, current_version = ?';
+  await sql.write(`UPDATE secrets SET ${set} WHERE vault_id = ? AND path = ?`, [...(stage === 'pending' ? [version] : [version, version]), ...key(vaultId, path)]);
 }
+
+/** The path row of the version(s) selected, for versionColumns' stage. */
+const JOIN_PATH_ROW = 'JOIN secrets s ON s.vault_id = v.vault_id AND s.path = v.path';
 
 /** Replaces the path's schedule (null removes it); the caller has locked the row by claiming a version. */
 export async function updateSchedule(sql: Sql, vaultId: string, path: string, schedule: { policy: RotationSchedule; nextRotationAt: Date } | null): Promise<void> {
@@ -158,28 +156,24 @@ export async function lockLivePath(sql: Sql, vaultId: string, path: string): Pro
 
 export async function selectVersion(sql: Sql, vaultId: string, path: string, version: number): Promise<SecretVersionRecord | null> {
   const [row] = await sql.select(
-    `SELECT ${versionColumns('v')} FROM secret_versions v WHERE v.vault_id = ? AND v.path = ? AND v.version = ?`,
+    `SELECT ${versionColumns('v', 's')} FROM secret_versions v ${JOIN_PATH_ROW} WHERE v.vault_id = ? AND v.path = ? AND v.version = ?`,
     [...key(vaultId, path), version],
   );
   return row ? toSecretVersion(row) : null;
-}
-
-export async function setStage(sql: Sql, vaultId: string, path: string, version: number, stage: 'current' | null): Promise<void> {
-  await sql.change('UPDATE secret_versions SET stage = ? WHERE vault_id = ? AND path = ? AND version = ?', [stage, ...key(vaultId, path), version]);
 }
 
 /**
  * Path state and the selected version, each answer from one statement (one snapshot).
  *
  * Latest is the current version unless it is disabled, else the newest readable non-pending one.
- * The common case is one join on the (path, stage) unique key, as cheap as a primary-key read;
+ * The common case is the path row joined with its current version: two primary-key reads;
  * only when the current version is missing or unreadable does the full form run, which walks the
  * primary key down from the newest version and stops at the first readable one. Either way the
  * cost does not grow with the path's history.
  */
 export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
   if (selector.kind === 'latest') {
-    const current = await joinVersion(sql, vaultId, path, "v.stage = 'current'", []);
+    const current = await joinVersion(sql, vaultId, path, 'v.version = s.current_version', []);
     const settled = !current.exists || current.deleted || (current.version !== null && !current.version.disabled && !current.version.deleted);
     if (settled) return current;
   }
@@ -187,22 +181,29 @@ export async function selectLookup(sql: Sql, vaultId: string, path: string, sele
     selector.kind === 'latest'
       ? `v.version = COALESCE(
           (SELECT c.version FROM secret_versions c
-            WHERE c.vault_id = s.vault_id AND c.path = s.path AND c.stage = 'current' AND c.disabled = 0 AND c.deleted = 0),
+            WHERE c.vault_id = s.vault_id AND c.path = s.path AND c.version = s.current_version AND c.disabled = 0 AND c.deleted = 0),
           (SELECT x.version FROM secret_versions x
             WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0
-              AND (x.stage IS NULL OR x.stage <> 'pending')
+              AND (s.pending_version IS NULL OR x.version <> s.pending_version)
             ORDER BY x.version DESC LIMIT 1))`
       : selector.kind === 'stage'
-        ? 'v.stage = ? AND v.deleted = 0'
+        ? `v.version = s.${stagePointer(selector.stage)} AND v.deleted = 0`
         : 'v.version = ?';
-  const bound = selector.kind === 'latest' ? [] : [selector.kind === 'stage' ? selector.stage : selector.version];
+  const bound = selector.kind === 'number' ? [selector.version] : [];
   return joinVersion(sql, vaultId, path, which, bound);
+}
+
+/** The pointer column of a stage; anything else is refused rather than put into SQL text. */
+function stagePointer(stage: string): string {
+  const column = (STAGE_POINTERS as Record<string, string>)[stage];
+  if (!Object.hasOwn(STAGE_POINTERS, stage) || !column) throw new Error(`not a secret stage: ${JSON.stringify(stage)}`);
+  return column;
 }
 
 /** The path row joined with the version `which` picks (the path row is found by primary key). */
 async function joinVersion(sql: Sql, vaultId: string, path: string, which: string, bound: SqlParam[]): Promise<SecretLookup> {
   const [row] = await sql.select(
-    `SELECT s.deleted AS path_deleted, ${versionColumns('v')}
+    `SELECT s.deleted AS path_deleted, ${versionColumns('v', 's')}
      FROM secrets s
      LEFT JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND ${which}
      WHERE s.vault_id = ? AND s.path = ?`,
@@ -254,7 +255,7 @@ export async function markExpiryRecorded(sql: Sql, vaultId: string, path: string
 export async function selectLiveVersions(sql: Sql, vaultId: string, path: string, page?: KeysetPage<number>): Promise<SecretVersionRecord[]> {
   const below = page?.after === undefined ? '' : 'AND v.version < ?';
   const rows = await sql.select(
-    `SELECT ${versionColumns('v')} FROM secret_versions v
+    `SELECT ${versionColumns('v', 's')} FROM secret_versions v ${JOIN_PATH_ROW}
      WHERE v.vault_id = ? AND v.path = ? AND v.deleted = 0 ${below} ORDER BY v.version DESC ${limitOf(page)}`,
     page?.after === undefined ? key(vaultId, path) : [...key(vaultId, path), page.after],
   );
@@ -273,7 +274,7 @@ export async function selectNewestPerPath(sql: Sql, vaultId: string, prefix: str
   // A page starts after the last path seen: a range on the primary key, as cheap at the end as at the start.
   const after = page?.after === undefined ? '' : 'AND s.path > ?';
   const rows = await sql.select(
-    `SELECT ${versionColumns('v')}
+    `SELECT ${versionColumns('v', 's')}
      FROM secrets s
      JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND v.version = s.last_version
      WHERE s.vault_id = ? AND s.deleted = 0 AND v.deleted = 0 ${byPrefix} ${after}
@@ -304,12 +305,13 @@ export async function updateDisabled(sql: Sql, vaultId: string, path: string, ve
 export async function markDeleted(sql: Sql, vaultId: string, path: string): Promise<boolean> {
   // A deleted path keeps no schedule: a later put starts without one.
   const { affectedRows } = await sql.change(
-    'UPDATE secrets SET deleted = 1, rotation_policy = NULL, next_rotation_at = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
+    `UPDATE secrets SET deleted = 1, rotation_policy = NULL, next_rotation_at = NULL, current_version = NULL, previous_version = NULL,
+       pending_version = NULL WHERE vault_id = ? AND path = ? AND deleted = 0`,
     key(vaultId, path),
   );
   if (affectedRows === 0) return false;
   await sql.change(
-    'UPDATE secret_versions SET deleted = 1, ciphertext = NULL, stage = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
+    'UPDATE secret_versions SET deleted = 1, ciphertext = NULL WHERE vault_id = ? AND path = ? AND deleted = 0',
     key(vaultId, path),
   );
   return true;

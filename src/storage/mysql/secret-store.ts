@@ -6,7 +6,7 @@ import { asStored } from './row-mapping.js';
 import {
   claimDueRotation,
   claimNextVersion,
-  freeStage,
+  giveStage,
   insertVersion,
   lockLivePath,
   markDeleted,
@@ -20,7 +20,6 @@ import {
   selectSchedule,
   selectNewestPerPath,
   selectVersion,
-  setStage,
   spendRead,
   updateDisabled,
   updateSchedule,
@@ -109,9 +108,7 @@ export function createSecretStore(db: Database): SecretStore {
           if (found.stage === 'current') return { kind: 'unchanged', version: found } as const;
           const current = await selectLookup(sql, vaultId, path, { kind: 'stage', stage: 'current' });
           const replaced = current.version?.version ?? null;
-          await setStage(sql, vaultId, path, version, null);
-          await freeStage(sql, vaultId, path, 'current');
-          await setStage(sql, vaultId, path, version, 'current');
+          await giveStage(sql, vaultId, path, version, 'current');
           await insertAuditEvents(sql, audit({ replaced }));
           return { kind: 'promoted', version: { ...found, stage: 'current' }, replaced } as const;
         }),
@@ -163,8 +160,8 @@ async function appendIn(
     deleted: false,
     stage: fields.stage ?? 'current',
   };
-  await freeStage(sql, vaultId, path, fields.stage ?? 'current');
   await insertVersion(sql, created);
+  await giveStage(sql, vaultId, path, version, created.stage === 'pending' ? 'pending' : 'current');
   if (fields.schedule !== undefined) await updateSchedule(sql, vaultId, path, fields.schedule);
   await insertAuditEvents(sql, audit(created));
   return created;
