@@ -113,20 +113,27 @@ describeWithDatabase('mysql transactions', () => {
     await admin.query(`KILL ${Number(row?.id)}`);
   };
 
+  /** Two first attempts wait here for each other (each holding a lock); later attempts pass. */
+  const meetingOfTwo = () => {
+    let arrived = 0;
+    let release!: () => void;
+    const bothHere = new Promise<void>((resolve) => (release = resolve));
+    return async (attempt: number) => {
+      if (attempt > 1) return;
+      if (++arrived === 2) release();
+      await bothHere;
+    };
+  };
+
   it('runs the whole transaction again after a deadlock', async () => {
     await admin.query('INSERT INTO t (id, n) VALUES (1, 0), (2, 0)');
     const attempts = { a: 0, b: 0 };
-    let arrived = 0;
-    let release!: () => void;
-    const bothHoldALock = new Promise<void>((resolve) => (release = resolve));
+    const meet = meetingOfTwo();
     const crossUpdate = (name: 'a' | 'b', first: number, second: number) =>
       inTransaction(db, async (sql) => {
         const attempt = ++attempts[name];
         await sql.change('UPDATE t SET n = n + 1 WHERE id = ?', [first]);
-        if (attempt === 1) {
-          if (++arrived === 2) release();
-          await bothHoldALock;
-        }
+        await meet(attempt);
         await sql.change('UPDATE t SET n = n + 1 WHERE id = ?', [second]);
       });
 
@@ -139,14 +146,7 @@ describeWithDatabase('mysql transactions', () => {
   it('ends a batch at its first error: a deadlock in the writes sent with COMMIT applies none of them, and the retry applies them once', async () => {
     await admin.query('INSERT INTO t (id, n) VALUES (1, 0), (2, 0)');
     const attempts = { a: 0, b: 0 };
-    let arrived = 0;
-    let release!: () => void;
-    const bothHoldALock = new Promise<void>((resolve) => (release = resolve));
-    const meet = async (attempt: number) => {
-      if (attempt > 1) return;
-      if (++arrived === 2) release();
-      await bothHoldALock;
-    };
+    const meet = meetingOfTwo();
     // A has written less, so InnoDB picks it as the victim: its deadlock comes in its COMMIT batch.
     const a = inTransaction(db, async (sql) => {
       // Sent with START TRANSACTION, so A holds row 1 before the meeting.
