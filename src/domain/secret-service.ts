@@ -141,7 +141,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
 
   async function write(
     context: CallContext,
-    input: { vaultId: string; path: string; action: string; ifVersion: number | undefined; usesPrevious: boolean },
+    input: { vaultId: string; path: string; action: string; ifVersion: number | undefined; usesPrevious: boolean; stage: 'current' | 'pending' },
     build: (
       previous: SecretVersionRecord | null,
       at: Date,
@@ -151,7 +151,6 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       metadata: SecretVersionRecord['metadata'];
       expiresAt: Date | null;
       maxAccessCount: number;
-      stage: 'current' | 'pending';
       schedule?: NewSecretVersion['schedule'];
     },
   ): Promise<SecretVersionView> {
@@ -172,7 +171,6 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           createdAt: at,
           expiresAt: fields.expiresAt,
           maxAccessCount: fields.maxAccessCount,
-          stage: fields.stage,
           ...(fields.schedule === undefined ? {} : { schedule: fields.schedule }),
         };
       },
@@ -186,7 +184,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           details: version.stage === 'pending' ? { version: version.version, stage: 'pending' } : { version: version.version },
         }),
       ],
-      { withPrevious: input.usesPrevious },
+      { withPrevious: input.usesPrevious, stage: input.stage },
     ).catch((error: unknown) => {
       throw error instanceof VaultMissingError ? notFound(`vault ${input.vaultId} does not exist`) : asMismatch(error, input);
     });
@@ -297,13 +295,12 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       const at = now();
       const schedule = input.rotationPolicy === undefined ? undefined : requireSchedule(input.rotationPolicy, at);
       const ifVersion = requireIfVersion(input.ifVersion);
-      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write', ifVersion, usesPrevious: false }, () => ({
+      return write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.write', ifVersion, usesPrevious: false, stage }, () => ({
         value: input.value,
         type,
         metadata,
         expiresAt,
         maxAccessCount: input.maxAccessCount,
-        stage,
         ...(schedule === undefined ? {} : { schedule }),
       }));
     },
@@ -330,7 +327,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
       const nextAt = new Date(dueAt.getTime() + step > at.getTime() ? dueAt.getTime() + step : at.getTime() + step);
       const value = randomString(policy.length, CHARSETS[policy.charset as keyof typeof CHARSETS]);
       const created = await storage.secrets.rotateDue(
-        { vaultId, path, dueAt, nextAt, at },
+        { vaultId, path, dueAt, nextAt, at, stage: policy.stage },
         ({ version, previous }) => {
           if (!previous) throw notFound(`secret ${quote(path)} has no live version to rotate`);
           return {
@@ -343,7 +340,6 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
             // Like a manual rotation: the new version keeps the previous one's budget and lifetime.
             expiresAt: inheritedExpiresAt(previous, at),
             maxAccessCount: previous.maxAccessCount,
-            stage: policy.stage,
           };
         },
         (version) => [
@@ -371,7 +367,7 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
         throw invalidArgument(`max_access_count must be 0 (unlimited) or more, got ${input.maxAccessCount}`);
       }
       const ifVersion = requireIfVersion(input.ifVersion);
-      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate', ifVersion, usesPrevious: true }, (previous, at) => {
+      const created = await write(context, { vaultId: input.vaultId, path: input.path, action: 'secret.rotate', ifVersion, usesPrevious: true, stage }, (previous, at) => {
         if (!previous) throw notFound(`secret ${quote(input.path)} does not exist in vault ${input.vaultId}: put a value before rotating it`);
         const inheritedExpiry = inheritedExpiresAt(previous, at);
         return {
@@ -380,7 +376,6 @@ export function createSecretService({ storage, barrier, access, vaults, now, max
           metadata: metadataOverride === undefined ? previous.metadata : metadataOverride,
           expiresAt: expiresAtOverride ?? inheritedExpiry ?? null,
           maxAccessCount: input.maxAccessCount ?? previous.maxAccessCount,
-          stage,
         };
       });
       if (await access.mayAccess(context, input.vaultId, 'read', input.path)) return created;

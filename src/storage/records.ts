@@ -55,12 +55,6 @@ export interface NewSecretVersion {
   createdAt: Date;
   expiresAt: Date | null;
   maxAccessCount: number;
-  /**
-   * `current` shifts the stages (the old current becomes previous, the old previous loses its
-   * stage); `pending` replaces any pending version and leaves current and previous alone.
-   * Default current.
-   */
-  stage?: 'current' | 'pending';
   /** Replaces the path's rotation schedule (null removes it); undefined leaves it as it is. */
   schedule?: { policy: RotationSchedule; nextRotationAt: Date } | null;
 }
@@ -111,6 +105,13 @@ export interface AppendContext {
 export interface AppendOptions {
   /** Whether `build` needs the previous version (a rotation does, a plain put does not). Default true. */
   withPrevious?: boolean;
+  /**
+   * The new version's stage. `current` shifts the stages (the old current becomes previous, the
+   * old previous loses its stage); `pending` replaces any pending version and leaves current and
+   * previous alone. Default current. An option rather than a field `build` returns: a store may
+   * move the stages in the same statement that claims the version number.
+   */
+  stage?: 'current' | 'pending';
 }
 
 /** Which version a read wants. */

@@ -101,7 +101,7 @@ export interface SecretStore {
    * changed, or the path was deleted.
    */
   rotateDue(
-    due: { vaultId: string; path: string; dueAt: Date; nextAt: Date; at: Date },
+    due: { vaultId: string; path: string; dueAt: Date; nextAt: Date; at: Date; stage?: AppendOptions['stage'] },
     build: (context: AppendContext) => NewSecretVersion,
     audit: (version: SecretVersionRecord) => AuditRecord[],
   ): Promise<SecretVersionRecord | null>;

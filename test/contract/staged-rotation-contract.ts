@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditRecord, NewSecretVersion, Storage, VaultRecord } from '../../src/storage/storage.js';
+import type { AppendOptions, AuditRecord, Storage, VaultRecord } from '../../src/storage/storage.js';
 
 /**
  * The storage contract for staged rotation (current / previous / pending and promotion), run
@@ -23,7 +23,7 @@ export function stagedRotationContract(name: string, open: () => Promise<{ stora
       await close?.();
     });
 
-    const put = (path: string, value: string, stage?: NewSecretVersion['stage']) =>
+    const put = (path: string, value: string, stage?: AppendOptions['stage']) =>
       storage.secrets.append(
         vault.id,
         path,
@@ -36,9 +36,9 @@ export function stagedRotationContract(name: string, open: () => Promise<{ stora
           createdAt: new Date('2026-01-02T03:04:05.678Z'),
           expiresAt: null,
           maxAccessCount: 0,
-          ...(stage ? { stage } : {}),
         }),
         () => [],
+        stage ? { stage } : {},
       );
     const stages = async (path: string) => (await storage.secrets.listVersions(vault.id, path)).map((v) => [v.version, v.stage]);
     const latest = async (path: string) => (await storage.secrets.lookup(vault.id, path, { kind: 'latest' })).version?.version ?? null;

@@ -1,4 +1,5 @@
 import type {
+  AppendOptions,
   AuditRecord,
   DueRotation,
   ExpiredVersion,
@@ -96,7 +97,7 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
     build: Parameters<SecretStore['append']>[2],
     audit: Parameters<SecretStore['append']>[3],
     claim: (state: PathState) => boolean = () => true,
-    withPrevious = true,
+    { withPrevious = true, stage = 'current' }: AppendOptions = {},
   ): SecretVersionRecord | null {
     if (!vaults.has(vaultId)) throw new VaultMissingError(vaultId);
     const byPath = pathsOf(vaultId);
@@ -106,7 +107,6 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
     // build may throw: nothing has been changed yet.
     const { schedule, ...fields } = build({ version, previous: previous && copy(previous) });
     if (!claim(state)) return null;
-    const stage = fields.stage ?? 'current';
     const created: SecretVersionRecord = {
       ...fields,
       stage,
@@ -136,16 +136,16 @@ export function createMemoryStorage({ now = Date.now }: { now?: () => number } =
 
   const secretStore: SecretStore = {
     async append(vaultId, path, build, audit, options) {
-      return appendTo(vaultId, path, build, audit, undefined, options?.withPrevious ?? true)!;
+      return appendTo(vaultId, path, build, audit, undefined, options)!;
     },
 
-    async rotateDue({ vaultId, path, dueAt, nextAt, at }, build, audit) {
+    async rotateDue({ vaultId, path, dueAt, nextAt, at, stage }, build, audit) {
       if (!vaults.has(vaultId)) return null;
       return appendTo(vaultId, path, build, audit, (state) => {
         if (state.deleted || state.schedule.nextRotationAt?.getTime() !== dueAt.getTime()) return false;
         state.schedule = { ...state.schedule, nextRotationAt: new Date(nextAt), lastRotatedAt: new Date(at) };
         return true;
-      });
+      }, { stage });
     },
 
     async dueRotations(at, limit) {

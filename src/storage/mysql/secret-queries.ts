@@ -16,19 +16,23 @@ const key = (vaultId: string, path: string) => [utf8(vaultId), utf8(path)];
 
 /**
  * Claims the path's next version number by bumping its counter row, which also locks the row
- * until commit, so appends to one path queue here and get gapless numbers. Clears the deleted mark.
+ * until commit, so appends to one path queue here and get gapless numbers. Clears the deleted mark
+ * and gives the new version `stage` in the same row update (see giveStage; SET clauses apply left
+ * to right, each seeing the ones before, so previous takes the old current).
  *
  * The number comes from the OK packet: LAST_INSERT_ID(expr) puts it in `insertId` when the row
  * existed (affectedRows 2). A fresh row (affectedRows 1) is number 1 and leaves `insertId` 0, and
  * SELECT LAST_INSERT_ID() would then return a stale value from an earlier statement on this
  * connection, hence the branch.
  */
-export async function claimNextVersion(sql: Sql, vaultId: string, path: string): Promise<number> {
+export async function claimNextVersion(sql: Sql, vaultId: string, path: string, stage: 'current' | 'pending'): Promise<number> {
   const bytes = Buffer.byteLength(path, 'utf8');
   if (bytes > MAX_PATH_BYTES) throw new Error(`secret path is ${bytes} bytes long; at most ${MAX_PATH_BYTES} bytes can be stored`);
+  const moveStages =
+    stage === 'pending' ? 'pending_version = last_version + 1' : 'previous_version = current_version, current_version = last_version + 1';
   const { affectedRows, insertId } = await sql.change(
-    `INSERT INTO secrets (vault_id, path, last_version, deleted) VALUES (?, ?, 1, 0)
-     ON DUPLICATE KEY UPDATE last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`,
+    `INSERT INTO secrets (vault_id, path, last_version, deleted, ${stage === 'pending' ? 'pending_version' : 'current_version'}) VALUES (?, ?, 1, 0, 1)
+     ON DUPLICATE KEY UPDATE ${moveStages}, last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`,
     key(vaultId, path),
   );
   const version = affectedRows === 1 ? 1 : insertId;
@@ -72,17 +76,17 @@ export async function insertVersion(sql: Sql, v: SecretVersionRecord): Promise<v
 }
 
 /**
- * Gives `stage` to `version`: `current` moves the old current to previous (the old previous loses
- * its stage) and takes `version` out of pending if it was there; `pending` replaces any pending
- * version. One UPDATE of the path row, whose SET clauses MariaDB and MySQL apply left to right,
- * each seeing the ones before; the caller holds the row's lock (it claimed a version or locked it).
+ * Makes `version` current (a promotion): the old current becomes previous (the old previous loses
+ * its stage) and `version` leaves pending if it was there. One UPDATE of the path row, whose SET
+ * clauses MariaDB and MySQL apply left to right, each seeing the ones before; the caller holds
+ * the row's lock.
  */
-export async function giveStage(sql: Sql, vaultId: string, path: string, version: number, stage: 'current' | 'pending'): Promise<void> {
-  const set =
-    stage === 'pending'
-      ? 'pending_version = ?'
-      : 'pending_version = IF(pending_version = ?, NULL, pending_version), previous_version = current_version, current_version = ?';
-  await sql.write(`UPDATE secrets SET ${set} WHERE vault_id = ? AND path = ?`, [...(stage === 'pending' ? [version] : [version, version]), ...key(vaultId, path)]);
+export async function makeCurrent(sql: Sql, vaultId: string, path: string, version: number): Promise<void> {
+  await sql.write(
+    `UPDATE secrets SET pending_version = IF(pending_version = ?, NULL, pending_version), previous_version = current_version, current_version = ?
+     WHERE vault_id = ? AND path = ?`,
+    [version, version, ...key(vaultId, path)],
+  );
 }
 
 /** The path row of the version(s) selected, for versionColumns' stage. */

@@ -1,4 +1,4 @@
-import type { SecretStore, SecretVersionRecord } from '../storage.js';
+import type { AppendOptions, SecretStore, SecretVersionRecord } from '../storage.js';
 import { VaultMissingError } from '../storage-errors.js';
 import { insertAuditEvents } from './audit-log.js';
 import { isMissingParent } from './constraint-errors.js';
@@ -6,7 +6,7 @@ import { asStored } from './row-mapping.js';
 import {
   claimDueRotation,
   claimNextVersion,
-  giveStage,
+  makeCurrent,
   insertVersion,
   lockLivePath,
   markDeleted,
@@ -40,14 +40,14 @@ export function createSecretStore(db: Database): SecretStore {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.
     append: (vaultId, path, build, audit, options) =>
-      onPath(vaultId, path, () => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit, options?.withPrevious ?? true))),
+      onPath(vaultId, path, () => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit, options))),
 
     // The claim comes first: it locks the counter row, so the append below cannot deadlock with it.
     rotateDue: (due, build, audit) =>
       onPath(due.vaultId, due.path, () =>
         inTransaction(db, async (sql) => {
           if (!(await claimDueRotation(sql, due))) return null;
-          return appendIn(sql, due.vaultId, due.path, build, audit);
+          return appendIn(sql, due.vaultId, due.path, build, audit, { stage: due.stage });
         }),
       ),
 
@@ -108,7 +108,7 @@ export function createSecretStore(db: Database): SecretStore {
           if (found.stage === 'current') return { kind: 'unchanged', version: found } as const;
           const current = await selectLookup(sql, vaultId, path, { kind: 'stage', stage: 'current' });
           const replaced = current.version?.version ?? null;
-          await giveStage(sql, vaultId, path, version, 'current');
+          await makeCurrent(sql, vaultId, path, version);
           await insertAuditEvents(sql, audit({ replaced }));
           return { kind: 'promoted', version: { ...found, stage: 'current' }, replaced } as const;
         }),
@@ -126,16 +126,16 @@ export function createSecretStore(db: Database): SecretStore {
   };
 }
 
-/** Counter bump, previous version (if wanted), build, stage shift, insert, schedule and audit, on the caller's transaction. */
+/** Counter bump with the stage shift, previous version (if wanted), build, insert, schedule and audit, on the caller's transaction. */
 async function appendIn(
   sql: Sql,
   vaultId: string,
   path: string,
   build: Parameters<SecretStore['append']>[2],
   audit: Parameters<SecretStore['append']>[3],
-  withPrevious = true,
+  { withPrevious = true, stage = 'current' }: AppendOptions = {},
 ): Promise<SecretVersionRecord> {
-  const version = await claimNextVersion(sql, vaultId, path).catch((error: unknown) => {
+  const version = await claimNextVersion(sql, vaultId, path, stage).catch((error: unknown) => {
     // The counter row's foreign key is the vault check: no extra query on every write.
     throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
   });
@@ -158,10 +158,9 @@ async function appendIn(
     accessCount: 0,
     disabled: false,
     deleted: false,
-    stage: fields.stage ?? 'current',
+    stage,
   };
   await insertVersion(sql, created);
-  await giveStage(sql, vaultId, path, version, created.stage === 'pending' ? 'pending' : 'current');
   if (fields.schedule !== undefined) await updateSchedule(sql, vaultId, path, fields.schedule);
   await insertAuditEvents(sql, audit(created));
   return created;
