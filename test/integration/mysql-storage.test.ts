@@ -228,6 +228,43 @@ describeWithDatabase('mysql storage', () => {
       );
     });
 
+    it('redoes a plain write whose guessed number another instance took: gapless, and each version holds what was built for it', async () => {
+      const [a, b] = [await open({ poolSize: 2 }), await open({ poolSize: 2 })];
+      const vault = await newVault(a);
+      const plain = { withPrevious: false };
+      const put = (store: Storage) => store.secrets.append(vault.id, 'p', ({ version }) => fields(Buffer.from(`built for ${version}`)), () => [], plain);
+      // Each instance guesses one past the last number it wrote, so with writes taking turns every
+      // guess after the first two is wrong; a row of mixed turns and runs covers hits and misses.
+      const writers = [a, b, a, b, b, a, a, a, b, a, b, b, b, a];
+      const versions: number[] = [];
+      for (const store of writers) versions.push((await put(store)).version);
+      expect(versions).toEqual(writers.map((_, i) => i + 1));
+      for (const version of versions) {
+        const found = await b.secrets.lookup(vault.id, 'p', { kind: 'number', version });
+        expect(Buffer.from(found.version!.ciphertext!).toString()).toBe(`built for ${version}`);
+      }
+      // Concurrent too: the per-instance queue orders a's writes, b's race them.
+      const raced = await Promise.all(Array.from({ length: 30 }, (_, i) => put(i % 3 ? a : b)));
+      expect(raced.map((r) => r.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => writers.length + i + 1));
+    });
+
+    it('does not take a compare-and-set refusal of a guessed number as the answer', async () => {
+      const [a, b] = [await open({ poolSize: 2 }), await open({ poolSize: 2 })];
+      const vault = await newVault(a);
+      const plain = { withPrevious: false };
+      await a.secrets.append(vault.id, 'p', () => fields(), () => [], plain);
+      await b.secrets.append(vault.id, 'p', () => fields(), () => [], plain);
+      // a guesses 2 (it last wrote 1); the caller expects version 2 to be the newest, as it is.
+      const built: number[] = [];
+      const created = await a.secrets.append(vault.id, 'p', ({ version }) => {
+        built.push(version);
+        if (version - 1 !== 2) throw new Error(`newest is not 2`);
+        return fields();
+      }, () => [], plain);
+      expect(created.version).toBe(3);
+      expect(built).toEqual([2, 3]);
+    });
+
     it('lets exactly N of many concurrent readers on two pools spend a budget of N', async () => {
       const [a, b] = [await open({ poolSize: 4 }), await open({ poolSize: 4 })];
       const vault = await newVault(a);

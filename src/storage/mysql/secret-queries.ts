@@ -17,8 +17,8 @@ const key = (vaultId: string, path: string) => [utf8(vaultId), utf8(path)];
 /**
  * Claims the path's next version number by bumping its counter row, which also locks the row
  * until commit, so appends to one path queue here and get gapless numbers. Clears the deleted mark
- * and gives the new version `stage` in the same row update (see giveStage; SET clauses apply left
- * to right, each seeing the ones before, so previous takes the old current).
+ * and gives the new version `stage` in the same row update (SET clauses apply left to right, each
+ * seeing the ones before, so previous takes the old current).
  *
  * The number comes from the OK packet: LAST_INSERT_ID(expr) puts it in `insertId` when the row
  * existed (affectedRows 2). A fresh row (affectedRows 1) is number 1 and leaves `insertId` 0, and
@@ -26,20 +26,29 @@ const key = (vaultId: string, path: string) => [utf8(vaultId), utf8(path)];
  * connection, hence the branch.
  */
 export async function claimNextVersion(sql: Sql, vaultId: string, path: string, stage: 'current' | 'pending'): Promise<number> {
-  const bytes = Buffer.byteLength(path, 'utf8');
-  if (bytes > MAX_PATH_BYTES) throw new Error(`secret path is ${bytes} bytes long; at most ${MAX_PATH_BYTES} bytes can be stored`);
-  const moveStages =
-    stage === 'pending' ? 'pending_version = last_version + 1' : 'previous_version = current_version, current_version = last_version + 1';
-  const { affectedRows, insertId } = await sql.change(
-    `INSERT INTO secrets (vault_id, path, last_version, deleted, ${stage === 'pending' ? 'pending_version' : 'current_version'}) VALUES (?, ?, 1, 0, 1)
-     ON DUPLICATE KEY UPDATE ${moveStages}, last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`,
-    key(vaultId, path),
-  );
+  const { affectedRows, insertId } = await sql.change(counterBump(path, stage), key(vaultId, path));
   const version = affectedRows === 1 ? 1 : insertId;
   if (affectedRows > 2 || !Number.isSafeInteger(version) || version < 1) {
     throw new Error(`claiming the next version of a secret got an unexpected result (affectedRows ${affectedRows})`);
   }
   return version;
+}
+
+/**
+ * The same bump, for an append that already knows its number (secret-store.ts, predicted
+ * appends): its result is not read, so it waits to go with the rest of the transaction.
+ */
+export async function bumpCounter(sql: Sql, vaultId: string, path: string, stage: 'current' | 'pending'): Promise<void> {
+  await sql.write(counterBump(path, stage), key(vaultId, path));
+}
+
+function counterBump(path: string, stage: 'current' | 'pending'): string {
+  const bytes = Buffer.byteLength(path, 'utf8');
+  if (bytes > MAX_PATH_BYTES) throw new Error(`secret path is ${bytes} bytes long; at most ${MAX_PATH_BYTES} bytes can be stored`);
+  const moveStages =
+    stage === 'pending' ? 'pending_version = last_version + 1' : 'previous_version = current_version, current_version = last_version + 1';
+  return `INSERT INTO secrets (vault_id, path, last_version, deleted, ${stage === 'pending' ? 'pending_version' : 'current_version'}) VALUES (?, ?, 1, 0, 1)
+     ON DUPLICATE KEY UPDATE ${moveStages}, last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`;
 }
 
 /** Live versions form the tail of the numbering (a delete marks them all), so this is the newest of them. */

@@ -1,10 +1,11 @@
 import type { AppendOptions, SecretStore, SecretVersionRecord } from '../storage.js';
 import { VaultMissingError } from '../storage-errors.js';
 import { insertAuditEvents } from './audit-log.js';
-import { isMissingParent } from './constraint-errors.js';
+import { duplicateKey, isMissingParent } from './constraint-errors.js';
 import { asStored } from './row-mapping.js';
 import {
   claimDueRotation,
+  bumpCounter,
   claimNextVersion,
   makeCurrent,
   insertVersion,
@@ -24,13 +25,19 @@ import {
   updateDisabled,
   updateSchedule,
 } from './secret-queries.js';
-import type { Sql } from './pool.js';
+import { isGaleraPool, type Sql } from './pool.js';
 import { inTransaction, joinedCallTransaction, withConnection, type Database } from './transaction.js';
 import { createKeyedQueue } from '../keyed-queue.js';
 
 /** Each method is one transaction (or one autocommit read); see secret-queries.ts for the SQL. */
 export function createSecretStore(db: Database): SecretStore {
   const queue = createKeyedQueue();
+  const lastVersions = createVersionMemory();
+  /**
+   * A plain write (no previous version needed) on one server, outside a call transaction, goes in
+   * one round trip when this instance knows the path's last number: see tryPredicted.
+   */
+  const predictable = (options: AppendOptions | undefined) => options?.withPrevious === false && !isGaleraPool(db.pool) && !joinedCallTransaction(db);
   // One write of a path at a time per instance (storage/keyed-queue.ts). Not inside a call
   // transaction: it holds its locks past this write, so a later write of the same call queued
   // behind a writer waiting for those locks would wait forever; it waits on the row lock instead.
@@ -40,7 +47,17 @@ export function createSecretStore(db: Database): SecretStore {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.
     append: (vaultId, path, build, audit, options) =>
-      onPath(vaultId, path, () => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit, options))),
+      onPath(vaultId, path, async () => {
+        const predicted = predictable(options) ? lastVersions.next(vaultId, path) : undefined;
+        const guessed = predicted === undefined ? null : await tryPredicted(() => inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit, options, predicted)));
+        const created = guessed ?? (await inTransaction(db, (sql) => appendIn(sql, vaultId, path, build, audit, options)));
+        // Only a committed number is remembered: a call transaction may still roll back.
+        if (!joinedCallTransaction(db)) lastVersions.saw(vaultId, path, created.version);
+        return created;
+      }).catch((error: unknown) => {
+        // The counter row's foreign key is the vault check: no extra query on every write.
+        throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
+      }),
 
     // The claim comes first: it locks the counter row, so the append below cannot deadlock with it.
     rotateDue: (due, build, audit) =>
@@ -134,13 +151,16 @@ async function appendIn(
   build: Parameters<SecretStore['append']>[2],
   audit: Parameters<SecretStore['append']>[3],
   { withPrevious = true, stage = 'current' }: AppendOptions = {},
+  predicted?: number,
 ): Promise<SecretVersionRecord> {
-  const version = await claimNextVersion(sql, vaultId, path, stage).catch((error: unknown) => {
-    // The counter row's foreign key is the vault check: no extra query on every write.
-    throw isMissingParent(error) ? new VaultMissingError(vaultId) : error;
-  });
+  let version: number;
+  if (predicted === undefined) version = await claimNextVersion(sql, vaultId, path, stage);
+  else {
+    await bumpCounter(sql, vaultId, path, stage);
+    version = predicted;
+  }
   const previous = withPrevious ? await newestLiveVersion(sql, vaultId, path) : null;
-  const fields = build({ version, previous });
+  const fields = predicted === undefined ? build({ version, previous }) : buildForGuess(build, { version, previous });
   const created: SecretVersionRecord = {
     id: fields.id,
     vaultId,
@@ -164,4 +184,64 @@ async function appendIn(
   if (fields.schedule !== undefined) await updateSchedule(sql, vaultId, path, fields.schedule);
   await insertAuditEvents(sql, audit(created));
   return created;
+}
+
+/**
+ * Runs an append that sealed its value for a predicted number: the last number this instance saw
+ * committed on the path, plus one. Its counter bump then needs no answer, and the whole
+ * transaction (START, bump, version row, audit, COMMIT) goes in one round trip with the counter
+ * row locked only while the server runs it. Null when the number was taken, for a normal append.
+ *
+ * Why a wrong guess cannot commit: the counter only grows, and only a committed append moves it,
+ * so the bump yields the predicted number or a higher one; a higher one means a committed append
+ * took the predicted number, whose version row exists, so this INSERT of it fails on the primary
+ * key, and on one server that error ends the batch before its COMMIT (transaction-sql.ts), and
+ * the transaction is rolled back. (Not on Galera, nor in a call transaction, whose earlier
+ * statements a failed one does not undo: `predictable` keeps those out.)
+ */
+async function tryPredicted(append: () => Promise<SecretVersionRecord>): Promise<SecretVersionRecord | null> {
+  try {
+    return await append();
+  } catch (error) {
+    if (duplicateKey(error) === 'PRIMARY' || error instanceof RefusedGuess) return null;
+    throw error;
+  }
+}
+
+/**
+ * `build` may refuse a number (a compare-and-set sees the wrong predecessor), and a guessed one
+ * may be wrong: its refusal is not the answer, the normal append's is. (Build is pure, so one
+ * that refuses the right number refuses it again there.)
+ */
+function buildForGuess(build: Parameters<SecretStore['append']>[2], context: Parameters<Parameters<SecretStore['append']>[2]>[0]) {
+  try {
+    return build(context);
+  } catch (error) {
+    throw new RefusedGuess({ cause: error });
+  }
+}
+
+class RefusedGuess extends Error {
+  constructor(options: { cause: unknown }) {
+    super('the append refused a guessed version number', options);
+  }
+}
+
+/** The last version number this instance saw committed per path, for the newest 10,000 paths. */
+function createVersionMemory(capacity = 10_000) {
+  const last = new Map<string, number>();
+  const keyOf = (vaultId: string, path: string) => `${vaultId}\u0000${path}`;
+  return {
+    next(vaultId: string, path: string): number | undefined {
+      const seen = last.get(keyOf(vaultId, path));
+      return seen === undefined ? undefined : seen + 1;
+    },
+    saw(vaultId: string, path: string, version: number) {
+      const key = keyOf(vaultId, path);
+      // Deleted and set again so the map's order is by recency, and the oldest goes first.
+      last.delete(key);
+      last.set(key, version);
+      if (last.size > capacity) last.delete(last.keys().next().value!);
+    },
+  };
 }
