@@ -1,4 +1,4 @@
-import type { DueRotation, ExpiredVersion, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretVersionRecord, VersionSelector } from '../records.js';
+import type { DueRotation, ExpiredVersion, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretStage, SecretVersionRecord, VersionSelector } from '../records.js';
 import { limitOf } from './keyset.js';
 import type { Sql, SqlParam } from './pool.js';
 import { VersionMismatchError } from '../storage-errors.js';
@@ -45,10 +45,10 @@ export async function bumpCounter(sql: Sql, vaultId: string, path: string, stage
 function counterBump(path: string, stage: 'current' | 'pending'): string {
   const bytes = Buffer.byteLength(path, 'utf8');
   if (bytes > MAX_PATH_BYTES) throw new Error(`secret path is ${bytes} bytes long; at most ${MAX_PATH_BYTES} bytes can be stored`);
-  const moveStages =
-    stage === 'pending' ? 'pending_version = last_version + 1' : 'previous_version = current_version, current_version = last_version + 1';
-  return `INSERT INTO secrets (vault_id, path, last_version, deleted, ${stage === 'pending' ? 'pending_version' : 'current_version'}) VALUES (?, ?, 1, 0, 1)
-     ON DUPLICATE KEY UPDATE ${moveStages}, last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`;
+  const pointer = STAGE_POINTERS[stage];
+  const moveStages = stage === 'pending' ? '' : `${STAGE_POINTERS.previous} = ${STAGE_POINTERS.current}, `;
+  return `INSERT INTO secrets (vault_id, path, last_version, deleted, ${pointer}) VALUES (?, ?, 1, 0, 1)
+     ON DUPLICATE KEY UPDATE ${moveStages}${pointer} = last_version + 1, last_version = LAST_INSERT_ID(last_version + 1), deleted = 0`;
 }
 
 /** Live versions form the tail of the numbering (a delete marks them all), so this is the newest of them. */
@@ -208,9 +208,8 @@ export async function selectLookup(sql: Sql, vaultId: string, path: string, sele
 
 /** The pointer column of a stage; anything else is refused rather than put into SQL text. */
 function stagePointer(stage: string): string {
-  const column = (STAGE_POINTERS as Record<string, string>)[stage];
-  if (!Object.hasOwn(STAGE_POINTERS, stage) || !column) throw new Error(`not a secret stage: ${JSON.stringify(stage)}`);
-  return column;
+  if (!Object.hasOwn(STAGE_POINTERS, stage)) throw new Error(`not a secret stage: ${JSON.stringify(stage)}`);
+  return STAGE_POINTERS[stage as SecretStage];
 }
 
 /** The path row joined with the version `which` picks (the path row is found by primary key). */

@@ -4,8 +4,8 @@ import { insertAuditEvents } from './audit-log.js';
 import { duplicateKey, isMissingParent } from './constraint-errors.js';
 import { asStored } from './row-mapping.js';
 import {
-  claimDueRotation,
   bumpCounter,
+  claimDueRotation,
   claimNextVersion,
   makeCurrent,
   insertVersion,
@@ -42,7 +42,7 @@ export function createSecretStore(db: Database): SecretStore {
   // transaction: it holds its locks past this write, so a later write of the same call queued
   // behind a writer waiting for those locks would wait forever; it waits on the row lock instead.
   const onPath = <T>(vaultId: string, path: string, work: () => Promise<T>) =>
-    joinedCallTransaction(db) ? work() : queue.run(`${vaultId}\u0000${path}`, work);
+    joinedCallTransaction(db) ? work() : queue.run(pathKey(vaultId, path), work);
   return {
     // Counter bump, previous version, build, insert and audit commit together or not at all; a
     // retry after a deadlock calls build and audit again, which the interface allows.
@@ -61,12 +61,15 @@ export function createSecretStore(db: Database): SecretStore {
 
     // The claim comes first: it locks the counter row, so the append below cannot deadlock with it.
     rotateDue: (due, build, audit) =>
-      onPath(due.vaultId, due.path, () =>
-        inTransaction(db, async (sql) => {
+      onPath(due.vaultId, due.path, async () => {
+        const created = await inTransaction(db, async (sql) => {
           if (!(await claimDueRotation(sql, due))) return null;
           return appendIn(sql, due.vaultId, due.path, build, audit, { stage: due.stage });
-        }),
-      ),
+        });
+        // So the next plain write of the path guesses its number right.
+        if (created && !joinedCallTransaction(db)) lastVersions.saw(due.vaultId, due.path, created.version);
+        return created;
+      }),
 
     dueRotations: (at, limit) => withConnection(db, (sql) => selectDueRotations(sql, at, limit)),
 
@@ -227,17 +230,19 @@ class RefusedGuess extends Error {
   }
 }
 
+/** One path as a map key (NUL cannot occur in a vault id). */
+const pathKey = (vaultId: string, path: string) => `${vaultId}\u0000${path}`;
+
 /** The last version number this instance saw committed per path, for the newest 10,000 paths. */
 function createVersionMemory(capacity = 10_000) {
   const last = new Map<string, number>();
-  const keyOf = (vaultId: string, path: string) => `${vaultId}\u0000${path}`;
   return {
     next(vaultId: string, path: string): number | undefined {
-      const seen = last.get(keyOf(vaultId, path));
+      const seen = last.get(pathKey(vaultId, path));
       return seen === undefined ? undefined : seen + 1;
     },
     saw(vaultId: string, path: string, version: number) {
-      const key = keyOf(vaultId, path);
+      const key = pathKey(vaultId, path);
       // Deleted and set again so the map's order is by recency, and the oldest goes first.
       last.delete(key);
       last.set(key, version);
