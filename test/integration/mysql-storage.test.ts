@@ -11,6 +11,7 @@ import { acquire, openPool, sqlOn } from '../../src/storage/mysql/pool.js';
 import type { AuditRecord, NewSecretVersion, Storage, VaultRecord } from '../../src/storage/storage.js';
 import { createTestDatabase, describeWithDatabase, type TestDatabase } from '../support/database.js';
 import { StorageUnavailableError } from '../../src/storage/storage-errors.js';
+import { CallCancelledError, CallDeadlineExceededError, runWithCallLimits } from '../../src/storage/call-deadline.js';
 
 describeWithDatabase('mysql storage', () => {
   let database: TestDatabase;
@@ -437,6 +438,62 @@ describeWithDatabase('mysql storage', () => {
       const [written] = await raw((sql) => sql.query<RowDataPacket[]>('SELECT id FROM audit_events WHERE id = ?', [Buffer.from(good.id)]));
       expect(written).toEqual([]);
       await storage.appendAudit([auditEvent('secret.read', vault.id)]);
+    });
+  });
+
+  describe('latest-version reads of concurrent calls (one statement for many)', () => {
+    it('answers each of many concurrent reads with its own path, whatever state that path is in', async () => {
+      const storage = await open({ poolSize: 2 });
+      const vault = await newVault(storage);
+      const append = (path: string, value: string) => storage.secrets.append(vault.id, path, () => fields(Buffer.from(value)), () => []);
+      const expected = new Map<string, { exists: boolean; deleted: boolean; version: number | null; value?: string }>();
+      for (let i = 0; i < 12; i++) {
+        const path = `live/${i}`;
+        for (let v = 1; v <= (i % 3) + 1; v++) await append(path, `${path}@${v}`);
+        expected.set(path, { exists: true, deleted: false, version: (i % 3) + 1, value: `${path}@${(i % 3) + 1}` });
+      }
+      // The current version disabled: the batched statement does not settle it, the fallback finds version 1.
+      await append('fallback', 'fallback@1');
+      await append('fallback', 'fallback@2');
+      await storage.secrets.setDisabled(vault.id, 'fallback', 2, true, []);
+      expected.set('fallback', { exists: true, deleted: false, version: 1, value: 'fallback@1' });
+      await append('gone', 'gone@1');
+      await storage.secrets.delete(vault.id, 'gone', []);
+      expected.set('gone', { exists: true, deleted: true, version: null });
+      await append('all-disabled', 'x');
+      await storage.secrets.setDisabled(vault.id, 'all-disabled', 1, true, []);
+      expected.set('all-disabled', { exists: true, deleted: false, version: null });
+      for (let i = 0; i < 4; i++) expected.set(`missing/${i}`, { exists: false, deleted: false, version: null });
+
+      // Every path three times over, all at once: far more reads than one batch takes.
+      const paths = [...expected.keys(), ...expected.keys(), ...expected.keys()];
+      const found = await Promise.all(paths.map((path) => storage.secrets.lookup(vault.id, path, { kind: 'latest' })));
+      found.forEach((lookup, i) => {
+        const want = expected.get(paths[i]!)!;
+        expect({ path: paths[i], exists: lookup.exists, deleted: lookup.deleted, version: lookup.version?.version ?? null }).toEqual({
+          path: paths[i],
+          exists: want.exists,
+          deleted: want.deleted,
+          version: want.version,
+        });
+        if (want.value) {
+          expect(lookup.version?.path).toBe(paths[i]);
+          expect(Buffer.from(lookup.version!.ciphertext!).toString()).toBe(want.value);
+        }
+      });
+    });
+
+    it('refuses only the read whose caller stopped waiting, and sends the others', async () => {
+      const storage = await open({ poolSize: 1 });
+      const vault = await newVault(storage);
+      await storage.secrets.append(vault.id, 'p', () => fields(Buffer.from('v')), () => []);
+      const read = () => storage.secrets.lookup(vault.id, 'p', { kind: 'latest' });
+      const reads = [read(), runWithCallLimits({ deadline: Date.now() - 1 }, read), runWithCallLimits({ cancelled: () => true }, read), read()];
+      const [first, late, cancelled, last] = await Promise.allSettled(reads);
+      expect(first).toMatchObject({ status: 'fulfilled', value: { exists: true } });
+      expect(last).toMatchObject({ status: 'fulfilled', value: { exists: true } });
+      expect(late).toMatchObject({ status: 'rejected', reason: expect.any(CallDeadlineExceededError) });
+      expect(cancelled).toMatchObject({ status: 'rejected', reason: expect.any(CallCancelledError) });
     });
   });
 

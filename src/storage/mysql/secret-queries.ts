@@ -1,6 +1,6 @@
 import type { DueRotation, ExpiredVersion, KeysetPage, PathSchedule, RotationSchedule, SecretLookup, SecretStage, SecretVersionRecord, VersionSelector } from '../records.js';
 import { limitOf } from './keyset.js';
-import type { Sql, SqlParam } from './pool.js';
+import type { Row, Sql, SqlParam } from './pool.js';
 import { VersionMismatchError } from '../storage-errors.js';
 import { date, dateOrNull, integer, json, jsonText, STAGE_POINTERS, text, toSecretVersion, utf8, versionColumns } from './row-mapping.js';
 
@@ -186,9 +186,8 @@ export async function selectVersion(sql: Sql, vaultId: string, path: string, ver
  */
 export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
   if (selector.kind === 'latest') {
-    const current = await joinVersion(sql, vaultId, path, 'v.version = s.current_version', []);
-    const settled = !current.exists || current.deleted || (current.version !== null && !current.version.disabled && !current.version.deleted);
-    if (settled) return current;
+    const current = await joinVersion(sql, vaultId, path, CURRENT, []);
+    if (isSettled(current)) return current;
   }
   const which =
     selector.kind === 'latest'
@@ -212,15 +211,35 @@ function stagePointer(stage: string): string {
   return STAGE_POINTERS[stage as SecretStage];
 }
 
+/**
+ * Several paths' current versions in one statement (one round trip for concurrent reads): a
+ * UNION ALL of the single-path join, each branch two primary-key lookups, tagged with its place.
+ * Settled or not, as `selectLookup` judges: the caller falls back to it for a path that is not.
+ */
+export async function selectCurrentLookups(sql: Sql, paths: ReadonlyArray<{ vaultId: string; path: string }>): Promise<SecretLookup[]> {
+  const branches = paths.map((_, i) => `SELECT ${i} AS batch_index, ${JOINED_COLUMNS} ${joinedFrom(CURRENT)}`);
+  const rows = await sql.select(branches.join(' UNION ALL '), paths.flatMap((p) => key(p.vaultId, p.path)));
+  const found = new Map(rows.map((row) => [integer(row, 'batch_index'), row]));
+  return paths.map((_, i) => toLookup(found.get(i)));
+}
+
+export function isSettled(lookup: SecretLookup): boolean {
+  return !lookup.exists || lookup.deleted || (lookup.version !== null && !lookup.version.disabled && !lookup.version.deleted);
+}
+
+const CURRENT = 'v.version = s.current_version';
+const JOINED_COLUMNS = `s.deleted AS path_deleted, ${versionColumns('v', 's')}`;
+const joinedFrom = (which: string) =>
+  `FROM secrets s LEFT JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND ${which}
+   WHERE s.vault_id = ? AND s.path = ?`;
+
 /** The path row joined with the version `which` picks (the path row is found by primary key). */
 async function joinVersion(sql: Sql, vaultId: string, path: string, which: string, bound: SqlParam[]): Promise<SecretLookup> {
-  const [row] = await sql.select(
-    `SELECT s.deleted AS path_deleted, ${versionColumns('v', 's')}
-     FROM secrets s
-     LEFT JOIN secret_versions v ON v.vault_id = s.vault_id AND v.path = s.path AND ${which}
-     WHERE s.vault_id = ? AND s.path = ?`,
-    [...bound, ...key(vaultId, path)],
-  );
+  const [row] = await sql.select(`SELECT ${JOINED_COLUMNS} ${joinedFrom(which)}`, [...bound, ...key(vaultId, path)]);
+  return toLookup(row);
+}
+
+function toLookup(row: Row | undefined): SecretLookup {
   if (!row) return { exists: false, deleted: false, version: null };
   return { exists: true, deleted: Number(row.path_deleted) !== 0, version: row.id === null ? null : toSecretVersion(row) };
 }

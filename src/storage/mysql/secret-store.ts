@@ -18,6 +18,8 @@ import {
   selectDueRotations,
   selectUnrecordedExpiries,
   selectLookup,
+  selectCurrentLookups,
+  isSettled,
   selectSchedule,
   selectNewestPerPath,
   selectVersion,
@@ -28,10 +30,41 @@ import {
 import { isGaleraPool, type Sql } from './pool.js';
 import { inTransaction, joinedCallTransaction, withConnection, type Database } from './transaction.js';
 import { createKeyedQueue } from '../keyed-queue.js';
+import { createBatchedReads } from '../batched-reads.js';
+import { currentCallLimits, requireCallAlive, type CallLimits } from '../call-deadline.js';
+import type { SecretLookup } from '../records.js';
+
+/**
+ * Concurrent latest-version reads share a statement: up to 16 in one, two statements at a time
+ * (so a read never waits for more than one batch ahead of it).
+ */
+const LOOKUP_BATCHING = { maxItems: 16, inFlight: 2 };
+const PENDING: SecretLookup = { exists: false, deleted: false, version: null };
+
+function callGone(limits: CallLimits): Error | undefined {
+  try {
+    requireCallAlive(limits);
+    return undefined;
+  } catch (error) {
+    return error as Error;
+  }
+}
 
 /** Each method is one transaction (or one autocommit read); see secret-queries.ts for the SQL. */
 export function createSecretStore(db: Database): SecretStore {
   const queue = createKeyedQueue();
+  const currentLookups = createBatchedReads<{ vaultId: string; path: string; limits: CallLimits }, SecretLookup>(
+    async (reads) => {
+      // A read whose caller stopped waiting is answered as such and not sent.
+      const outcomes: Array<SecretLookup | Error> = reads.map((r) => callGone(r.limits) ?? PENDING);
+      const alive = reads.filter((_, i) => outcomes[i] === PENDING);
+      if (alive.length === 0) return outcomes;
+      const found = await withConnection(db, (sql) => selectCurrentLookups(sql, alive), {});
+      let next = 0;
+      return outcomes.map((o) => (o === PENDING ? found[next++]! : o));
+    },
+    LOOKUP_BATCHING,
+  );
   const lastVersions = createVersionMemory();
   /**
    * A plain write (no previous version needed) on one server, outside a call transaction, goes in
@@ -75,7 +108,14 @@ export function createSecretStore(db: Database): SecretStore {
 
     schedule: (vaultId, path) => withConnection(db, (sql) => selectSchedule(sql, vaultId, path)),
 
-    lookup: (vaultId, path, selector) => withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector)),
+    lookup: async (vaultId, path, selector) => {
+      // The hot read: batched with other calls' unless it must see this call's own transaction.
+      if (selector.kind === 'latest' && !joinedCallTransaction(db)) {
+        const current = await currentLookups({ vaultId, path, limits: currentCallLimits() });
+        if (isSettled(current)) return current;
+      }
+      return withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector));
+    },
 
     // Not queued per path like the writes: a budgeted read touches only its version's row, so
     // concurrent readers just take turns on that row lock (held from the UPDATE to the COMMIT).
