@@ -17,6 +17,16 @@ export async function insertAuditEvents(sql: Sql, events: readonly AuditRecord[]
   }
 }
 
+/**
+ * The rows one group-commit INSERT takes: all that wait up to 32 (the usual batch under load, so
+ * it goes in one statement), beyond that a power of two. Each row count is a prepared statement of
+ * its own per connection, so this keeps them to 34.
+ */
+export function auditBatchSize(waiting: number): number {
+  return waiting <= EXACT_AUDIT_BATCH ? waiting : largestPowerOfTwoAtMost(waiting);
+}
+const EXACT_AUDIT_BATCH = 32;
+
 /** 1, 2, 4, ...: statement sizes that keep the number of distinct prepared statements small. */
 export function largestPowerOfTwoAtMost(n: number): number {
   let size = 1;

@@ -119,27 +119,22 @@ interface Link {
  * each distinct row count is a distinct prepared statement, so this keeps it to 9 statement shapes
  * (1, 2, 4, ... 256 rows) instead of one per batch size; 500 rows take 6 statements.
  *
- * FORCE INDEX (PRIMARY): the rows are found by seq alone. Were the server to pick the chain_index
- * index for `chain_index IS NULL`, the UPDATE would lock the range of pending events and make
- * writers (and open writer transactions' rows) contend with the sealer.
+ * The links are a derived table joined to their rows by seq: one primary-key lookup per row (a
+ * CASE per column, as before, cost the server a comparison per link per row). STRAIGHT_JOIN and
+ * FORCE INDEX (PRIMARY) keep it so: were the server to start from the chain_index index for
+ * `chain_index IS NULL`, the UPDATE would lock the range of pending events and make writers (and
+ * open writer transactions' rows) contend with the sealer.
  */
 async function writeLinks(sql: Sql, links: readonly Link[]): Promise<void> {
   for (let start = 0; start < links.length; ) {
     const size = largestPowerOfTwoAtMost(Math.min(links.length - start, MAX_CHUNK));
     const chunk = links.slice(start, start + size);
-    const cases = (column: string, value: string) =>
-      `${column} = CASE seq ${chunk.map(() => `WHEN CAST(? AS SIGNED) THEN ${value}`).join(' ')} END`;
-    const params: SqlParam[] = [
-      ...chunk.flatMap((l) => [l.seq, l.chainIndex]),
-      ...chunk.flatMap((l) => [l.seq, l.hash]),
-      ...chunk.flatMap((l) => [l.seq, l.keyId]),
-      ...chunk.map((l) => l.seq),
-    ];
+    const rows = chunk.map(() => 'SELECT CAST(? AS SIGNED) AS seq, CAST(? AS SIGNED) AS chain_index, ? AS hash, ? AS key_id').join(' UNION ALL ');
     const { affectedRows } = await sql.change(
-      `UPDATE audit_events FORCE INDEX (PRIMARY)
-       SET ${cases('chain_index', 'CAST(? AS SIGNED)')}, ${cases('hash', '?')}, ${cases('key_id', '?')}
-       WHERE seq IN (${chunk.map(() => 'CAST(? AS SIGNED)').join(', ')}) AND chain_index IS NULL`,
-      params,
+      `UPDATE (${rows}) l STRAIGHT_JOIN audit_events e FORCE INDEX (PRIMARY) ON e.seq = l.seq
+       SET e.chain_index = l.chain_index, e.hash = l.hash, e.key_id = l.key_id
+       WHERE e.chain_index IS NULL`,
+      chunk.flatMap((l) => [l.seq, l.chainIndex, l.hash, l.keyId]),
     );
     // The head lock makes this impossible unless something sealed without it; abort, never fork.
     if (affectedRows !== chunk.length) {

@@ -1,7 +1,7 @@
 import type { AuditRecord, RetryCause, Storage } from '../storage.js';
 import { createGroupCommit } from '../group-commit.js';
 import { createAgentStore } from './agent-store.js';
-import { AUDIT_ROWS_PER_INSERT, insertAuditEvents, largestPowerOfTwoAtMost } from './audit-log.js';
+import { AUDIT_ROWS_PER_INSERT, auditBatchSize, insertAuditEvents } from './audit-log.js';
 import { createAuditStore } from './audit-store.js';
 import { explainTlsFailure } from './database-tls.js';
 import { parseDatabaseUrl } from './database-url.js';
@@ -65,7 +65,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
   // statement and one log flush for many calls instead of one each (storage/group-commit.ts).
   // One multi-row INSERT is atomic on its own, so it needs no BEGIN/COMMIT; a failed batch fails
   // every call in it as unavailable, since none of their records were written. Each row count is
-  // a prepared statement of its own per connection: batches of 1, 2, 4, ... 64 rows keep that to 7.
+  // a prepared statement of its own per connection: auditBatchSize keeps them few.
   const writeAuditAlone = createGroupCommit<AuditRecord>(async (events) => {
     try {
       if (events.length <= AUDIT_ROWS_PER_INSERT) await withConnection(db, (sql) => insertAuditEvents(sql, events));
@@ -74,7 +74,7 @@ export async function createMysqlStorage(options: MysqlStorageOptions): Promise<
       if (error instanceof StorageUnavailableError || error instanceof StorageOverloadedError) throw error;
       throw new StorageUnavailableError('audit records could not be written', { cause: error });
     }
-  }, AUDIT_ROWS_PER_INSERT, largestPowerOfTwoAtMost);
+  }, AUDIT_ROWS_PER_INSERT, auditBatchSize);
   return {
     vaults: createVaultStore(db),
     secrets: createSecretStore(db),
