@@ -22,11 +22,16 @@ export function bearerToken(authorization: string | undefined): string {
   return match[1]!;
 }
 
-/** Compares secrets in constant time: hashing first makes the lengths equal. */
-export function secretsEqual(a: string, b: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(digest(a), digest(b));
+/**
+ * A constant-time check against one fixed secret (the root token): hashing first makes the
+ * lengths equal, and the secret's own digest is computed once rather than on every call.
+ */
+export function matchesSecret(expected: string): (candidate: string) => boolean {
+  const want = digest(expected);
+  return (candidate) => timingSafeEqual(digest(candidate), want);
 }
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /** Why a refused call failed, from the credential's shape alone: a closed set, safe as a metric label. */
 export type AuthFailureReason = 'missing_credentials' | 'malformed_credentials' | 'invalid_api_key' | 'invalid_token' | 'invalid_credentials';

@@ -5,7 +5,7 @@ import { ROOT, type Principal } from '../domain/principal.js';
 import type { AgentRecord, AgentStore } from '../storage/storage.js';
 import { claimedAgentId, type AgentTokens } from './agent-token.js';
 import { hashApiKey, looksLikeApiKey } from '../domain/api-key.js';
-import { bearerToken, secretsEqual, type Authenticator } from './authenticator.js';
+import { bearerToken, matchesSecret, type Authenticator } from './authenticator.js';
 
 /** How long an instance may trust an agent record it read: revocations apply within this. */
 export const AGENT_CACHE_MS = 1000;
@@ -36,6 +36,7 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, failu
   const byId = new Map<string, { agent: AgentRecord | null; until: number }>();
   const byKey = new Map<string, { agent: AgentRecord | null; until: number }>();
   const touched = new Map<string, number>();
+  const isRootToken = matchesSecret(rootToken);
 
   async function cached(cache: typeof byId, key: string, load: () => Promise<AgentRecord | null>) {
     const at = now().getTime();
@@ -48,7 +49,7 @@ export function createCredentialAuthenticator({ rootToken, agents, tokens, failu
   }
 
   async function resolve(credential: string, at: Date): Promise<Principal | null> {
-    if (secretsEqual(credential, rootToken)) return ROOT;
+    if (isRootToken(credential)) return ROOT;
     let agent: AgentRecord | null;
     if (looksLikeApiKey(credential)) {
       const hash = hashApiKey(credential);

@@ -137,9 +137,11 @@ export function createBarrier(keyring: Keyring): Barrier {
   };
 }
 
+const UTF8 = new TextEncoder();
+
 /** Encodes the parts of a row's identity unambiguously (length-prefixed) as associated data. */
 export function encodeContext(...parts: Array<string | number>): Uint8Array {
-  const chunks = parts.map((part) => new TextEncoder().encode(String(part)));
+  const chunks = parts.map((part) => UTF8.encode(String(part)));
   const out = new Uint8Array(chunks.reduce((n, c) => n + 4 + c.length, 0));
   const view = new DataView(out.buffer);
   let offset = 0;

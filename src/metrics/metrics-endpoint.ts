@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { status } from '@grpc/grpc-js';
-import { bearerToken, secretsEqual } from '../auth/authenticator.js';
+import { bearerToken, matchesSecret } from '../auth/authenticator.js';
 import { errorBody } from '../gateway/error-body.js';
 import { createHttpListener } from '../tls/http-listener.js';
 import type { ServerTls } from '../tls/server-tls.js';
@@ -28,9 +28,10 @@ export function createMetricsEndpoint({ metrics, rootToken, unauthenticated }: M
     res.writeHead(httpStatus, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
     res.end(text);
   };
+  const isRootToken = matchesSecret(rootToken);
   const authorized = (authorization: string | undefined) => {
     try {
-      return secretsEqual(bearerToken(authorization), rootToken);
+      return isRootToken(bearerToken(authorization));
     } catch {
       return false;
     }
