@@ -39,9 +39,10 @@ export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
     },
 
     async verify(token, nowSeconds) {
-      if (token.length > MAX_TOKEN_CHARS || !isCanonicalCompact(token)) return null;
+      if (token.length > MAX_TOKEN_CHARS) return null;
       // A token whose signature was checked once needs no second check (its claims cannot change);
-      // only its lifetime is judged again. Kept under a hash, not the token itself.
+      // only its lifetime is judged again. Kept under a hash, not the token itself. Only canonical
+      // tokens are ever kept, so a hit needs no canonical-encoding check either.
       const digest = createHash('sha256').update(token).digest('base64url');
       const known = verified.get(digest);
       if (known) {
@@ -49,6 +50,7 @@ export function createAgentTokens(keys: readonly AgentTokenKey[]): AgentTokens {
         verified.delete(digest);
         return null;
       }
+      if (!isCanonicalCompact(token)) return null;
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(
