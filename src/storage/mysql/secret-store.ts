@@ -39,7 +39,6 @@ import type { SecretLookup } from '../records.js';
  * (so a read never waits for more than one batch ahead of it).
  */
 const LOOKUP_BATCHING = { maxItems: 16, inFlight: 2 };
-const PENDING: SecretLookup = { exists: false, deleted: false, version: null };
 
 function callGone(limits: CallLimits): Error | undefined {
   try {
@@ -56,12 +55,11 @@ export function createSecretStore(db: Database): SecretStore {
   const currentLookups = createBatchedReads<{ vaultId: string; path: string; limits: CallLimits }, SecretLookup>(
     async (reads) => {
       // A read whose caller stopped waiting is answered as such and not sent.
-      const outcomes: Array<SecretLookup | Error> = reads.map((r) => callGone(r.limits) ?? PENDING);
-      const alive = reads.filter((_, i) => outcomes[i] === PENDING);
-      if (alive.length === 0) return outcomes;
-      const found = await withConnection(db, (sql) => selectCurrentLookups(sql, alive), {});
+      const gone = reads.map((r) => callGone(r.limits));
+      const alive = reads.filter((_, i) => gone[i] === undefined);
+      const found = alive.length === 0 ? [] : await withConnection(db, (sql) => selectCurrentLookups(sql, alive), {});
       let next = 0;
-      return outcomes.map((o) => (o === PENDING ? found[next++]! : o));
+      return gone.map((error) => error ?? found[next++]!);
     },
     LOOKUP_BATCHING,
   );
