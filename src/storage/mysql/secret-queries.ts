@@ -187,22 +187,28 @@ export async function selectVersion(sql: Sql, vaultId: string, path: string, ver
 export async function selectLookup(sql: Sql, vaultId: string, path: string, selector: VersionSelector): Promise<SecretLookup> {
   if (selector.kind === 'latest') {
     const current = await joinVersion(sql, vaultId, path, CURRENT, []);
-    if (isSettled(current)) return current;
+    return isSettled(current) ? current : selectLatestReadable(sql, vaultId, path);
   }
-  const which =
-    selector.kind === 'latest'
-      ? `v.version = COALESCE(
-          (SELECT c.version FROM secret_versions c
-            WHERE c.vault_id = s.vault_id AND c.path = s.path AND c.version = s.current_version AND c.disabled = 0 AND c.deleted = 0),
-          (SELECT x.version FROM secret_versions x
-            WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0
-              AND (s.pending_version IS NULL OR x.version <> s.pending_version)
-            ORDER BY x.version DESC LIMIT 1))`
-      : selector.kind === 'stage'
-        ? `v.version = s.${stagePointer(selector.stage)} AND v.deleted = 0`
-        : 'v.version = ?';
+  const which = selector.kind === 'stage' ? `v.version = s.${stagePointer(selector.stage)} AND v.deleted = 0` : 'v.version = ?';
   const bound = selector.kind === 'number' ? [selector.version] : [];
   return joinVersion(sql, vaultId, path, which, bound);
+}
+
+/** The latest readable version when the current one is not (disabled): the newest live, enabled, non-pending one. */
+export function selectLatestReadable(sql: Sql, vaultId: string, path: string): Promise<SecretLookup> {
+  return joinVersion(
+    sql,
+    vaultId,
+    path,
+    `v.version = COALESCE(
+      (SELECT c.version FROM secret_versions c
+        WHERE c.vault_id = s.vault_id AND c.path = s.path AND c.version = s.current_version AND c.disabled = 0 AND c.deleted = 0),
+      (SELECT x.version FROM secret_versions x
+        WHERE x.vault_id = s.vault_id AND x.path = s.path AND x.disabled = 0 AND x.deleted = 0
+          AND (s.pending_version IS NULL OR x.version <> s.pending_version)
+        ORDER BY x.version DESC LIMIT 1))`,
+    [],
+  );
 }
 
 /** The pointer column of a stage; anything else is refused rather than put into SQL text. */

@@ -19,6 +19,7 @@ import {
   selectUnrecordedExpiries,
   selectLookup,
   selectCurrentLookups,
+  selectLatestReadable,
   isSettled,
   selectSchedule,
   selectNewestPerPath,
@@ -110,7 +111,7 @@ export function createSecretStore(db: Database): SecretStore {
       // The hot read: batched with other calls' unless it must see this call's own transaction.
       if (selector.kind === 'latest' && !joinedCallTransaction(db)) {
         const current = await currentLookups({ vaultId, path, limits: currentCallLimits() });
-        if (isSettled(current)) return current;
+        return isSettled(current) ? current : withConnection(db, (sql) => selectLatestReadable(sql, vaultId, path));
       }
       return withConnection(db, (sql) => selectLookup(sql, vaultId, path, selector));
     },
